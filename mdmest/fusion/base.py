@@ -1,0 +1,47 @@
+"""The contract every fusion model and loader shares: the batch layout and the model output."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+MODALITIES = ("text", "audio", "video")
+
+
+class FusionOutput(NamedTuple):
+    """What a fusion model returns.
+
+    ``prediction`` has shape (B,); ``z_text``, ``z_audio`` and ``z_video`` have shapes (B, d_k) and are
+    the modality representations the dependency penalty is computed on.
+    """
+
+    prediction: torch.Tensor
+    z_text: torch.Tensor
+    z_audio: torch.Tensor
+    z_video: torch.Tensor
+
+    @property
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.z_text, self.z_audio, self.z_video)
+
+
+class FusionModel(nn.Module):
+    """Base class of the fusion models.
+
+    ``forward(batch)`` takes the dict built by :func:`mdmest.fusion.data.collate`:
+
+    - ``"text"``: float (B, L, d_text) word features (absent for models that read ``"words"``),
+    - ``"audio"``: float (B, L_a, d_audio), ``"video"``: float (B, L_v, d_video),
+    - ``"text_lengths"``, ``"audio_lengths"``, ``"video_lengths"``: int64 (B,), padding at the end,
+    - ``"label"``: float (B,), ``"words"``: list of B word lists, ``"id"``: list of B segment ids,
+
+    and returns a :class:`FusionOutput`. ``representation_dims`` gives (d_text, d_audio, d_video) of the
+    representations, which is what a dependency measure's ``dims`` must be.
+    """
+
+    representation_dims: tuple[int, int, int]
+
+    def forward(self, batch: dict) -> FusionOutput:  # pragma: no cover - interface
+        raise NotImplementedError
