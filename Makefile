@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 $(BIN)/mdmest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The CPU wheel first, so that no dependency pulls a multi-gigabyte CUDA build.
-	$(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet --index-url https://download.pytorch.org/whl/cpu torch
+	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[fusion,bench,dev]"
 	touch $@
 
