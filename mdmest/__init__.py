@@ -1,5 +1,25 @@
-"""mdmest: multivariate neural dependency measures as drop-in PyTorch losses."""
+"""mdmest: multivariate neural dependency measures as drop-in PyTorch losses.
+
+>>> from mdmest import TotalCorrelation
+"""
 
 from mdmest._version import __version__
+from mdmest.estimation import EstimateResult, estimate
+from mdmest.measures import (
+    DependencyMeasure,
+    FTotalCorrelation,
+    TotalCorrelation,
+    WassersteinDependency,
+    make_measure,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "DependencyMeasure",
+    "TotalCorrelation",
+    "FTotalCorrelation",
+    "WassersteinDependency",
+    "make_measure",
+    "estimate",
+    "EstimateResult",
+]

@@ -14,11 +14,23 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("mdmest._demo", "estimate total correlation on an embedded 3-view Gaussian (no files)"),
-    "estimate": ("mdmest._estimate_cli", "estimate the dependency among views stored in .npz/.npy files"),
-    "gaussian": ("mdmest.experiments.gaussian", "Fig. 1: estimators against the truth on Gaussians"),
+    "demo": (
+        "mdmest._demo",
+        "estimate total correlation on an embedded 3-view Gaussian (no files)",
+    ),
+    "estimate": (
+        "mdmest._estimate_cli",
+        "estimate the dependency among views stored in .npz/.npy files",
+    ),
+    "gaussian": (
+        "mdmest.experiments.gaussian",
+        "Fig. 1: estimators against the truth on Gaussians",
+    ),
     "train": ("mdmest.fusion.cli_train", "train a fusion model with a dependency penalty"),
-    "evaluate": ("mdmest.fusion.cli_evaluate", "evaluate a checkpoint, optionally dropping modalities"),
+    "evaluate": (
+        "mdmest.fusion.cli_evaluate",
+        "evaluate a checkpoint, optionally dropping modalities",
+    ),
 }
 
 

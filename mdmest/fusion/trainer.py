@@ -578,36 +578,45 @@ class Trainer:
             if last.is_file():
                 self._load_for_resume(read_checkpoint(last, map_location=self.device))
         stopped_early = self.epochs_without_improvement >= self.config.patience
+        epochs_bar = tqdm(
+            total=self.config.epochs,
+            initial=self.epoch,
+            desc="training",
+            unit="epoch",
+            disable=not self.config.progress,
+        )
         while self.epoch < self.config.epochs and not stopped_early:
             started = time.perf_counter()
             train_stats = self._train_epoch(self.epoch + 1)
             valid = self.predict("valid")
             valid_metrics = _regression_metrics(valid)
-            record = {
-                "epoch": self.epoch + 1,
-                **train_stats,
-                "bound_estimate": self.bound_estimate(valid),
-                "valid": valid_metrics,
-                "seconds": time.perf_counter() - started,
-            }
             self.epoch += 1
-            self.history.append(record)
-            improved = _is_better(
-                valid_metrics[self.config.select_on], self.best_value, self.config.select_on
+            self.history.append(
+                {
+                    "epoch": self.epoch,
+                    **train_stats,
+                    "bound_estimate": self.bound_estimate(valid),
+                    "valid": valid_metrics,
+                    "seconds": time.perf_counter() - started,
+                }
             )
-            if improved:
-                self.best_epoch = self.epoch
-                self.best_value = valid_metrics[self.config.select_on]
+            value = valid_metrics[self.config.select_on]
+            if _is_better(value, self.best_value, self.config.select_on):
+                self.best_epoch, self.best_value = self.epoch, value
                 self.epochs_without_improvement = 0
+                if self.out_dir is None:
+                    self._best_weights = copy.deepcopy(self._weights())
+                self._save("best.pt")
             else:
                 self.epochs_without_improvement += 1
             stopped_early = self.epochs_without_improvement >= self.config.patience
-            if improved and self.out_dir is None:
-                self._best_weights = copy.deepcopy(self._weights())
-            if improved:
-                self._save("best.pt")
             self._save("last.pt")
             self._write_metrics()
+            epochs_bar.update()
+            epochs_bar.set_postfix(
+                {f"valid_{self.config.select_on}": f"{value:.4f}", "best_epoch": self.best_epoch}
+            )
+        epochs_bar.close()
         self._restore_best()
         if "test" in self.dataset:
             self.test_metrics = self.evaluate("test")

@@ -1,0 +1,65 @@
+"""Input checks shared by the measures: every message names the view and says what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def check_dims(dims: Sequence[int]) -> tuple[int, ...]:
+    """Validate ``dims`` (K >= 2 positive ints) and return it as a tuple."""
+    try:
+        dims = tuple(int(d) for d in dims)
+    except TypeError as err:
+        raise TypeError(f"dims must be a sequence of ints, got {dims!r}") from err
+    if len(dims) < 2:
+        raise ValueError(f"dims must name at least 2 views, got {len(dims)}: {dims}")
+    if any(d < 1 for d in dims):
+        raise ValueError(f"every entry of dims must be >= 1, got {dims}")
+    return dims
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """Raise a ValueError listing the valid values when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"unknown {name} {value!r}; valid values are {valid}")
+    return value
+
+
+def _label(index: int, names: Sequence[str] | None) -> str:
+    label = f"view {index + 1}"
+    return f"{label} ({names[index]})" if names else label
+
+
+def check_views(
+    views: Sequence[torch.Tensor],
+    dims: Sequence[int],
+    names: Sequence[str] | None = None,
+    check_finite: bool = True,
+) -> None:
+    """Check that ``views`` match ``dims``: count, type, dtype, shape, batch size, device, finiteness."""
+    if len(views) != len(dims):
+        raise ValueError(f"expected {len(dims)} views (dims={tuple(dims)}), got {len(views)}")
+    batch = device = None
+    for i, view in enumerate(views):
+        label = _label(i, names)
+        if not isinstance(view, torch.Tensor):
+            raise TypeError(f"{label} must be a torch.Tensor, got {type(view).__name__}")
+        if not view.is_floating_point():
+            raise TypeError(f"{label} must have a floating dtype, got {view.dtype}")
+        if view.dim() != 2:
+            raise ValueError(f"{label} must have shape (batch, {dims[i]}), got {tuple(view.shape)}")
+        if view.shape[1] != dims[i]:
+            raise ValueError(f"{label} has {view.shape[1]} features, dims[{i}] is {dims[i]}")
+        if batch is None:
+            batch, device = view.shape[0], view.device
+            if batch < 2:
+                raise ValueError(f"{label} has batch size {batch}; shuffling needs at least 2 rows")
+        elif view.shape[0] != batch:
+            raise ValueError(f"{label} has {view.shape[0]} rows, view 1 has {batch}")
+        elif view.device != device:
+            raise ValueError(f"{label} is on {view.device}, view 1 is on {device}")
+        if check_finite and not bool(torch.isfinite(view).all()):
+            raise ValueError(f"{label} contains NaN or Inf values")

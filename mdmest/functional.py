@@ -1,0 +1,143 @@
+r"""The bounds as plain functions of critic outputs.
+
+Each function takes the critic's values on the joint rows (``t_joint``, shape (B,)) and on the
+product-of-marginals rows (``t_product``, shape (N,)) and returns the bound's value, a 0-dim tensor.
+The measure modules in :mod:`mdmest.measures` call these; use them directly to build your own loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from mdmest._validation import check_choice
+
+__all__ = [
+    "DIVERGENCES",
+    "log_mean_exp",
+    "dv_bound",
+    "f_bound",
+    "f_activation",
+    "f_conjugate",
+    "wasserstein_bound",
+    "gradient_penalty",
+]
+
+_LOG2 = math.log(2.0)
+
+
+def log_mean_exp(t: torch.Tensor) -> torch.Tensor:
+    """log(mean(exp(t))) computed with logsumexp, stable for any finite t."""
+    return torch.logsumexp(t, dim=0) - math.log(t.shape[0])
+
+
+def dv_bound(t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
+    r"""Donsker-Varadhan lower bound on total correlation (paper Eq. 6).
+
+    .. math:: \mathrm{TC} \ge \mathbb{E}_p[T] - \log \mathbb{E}_q[e^T]
+
+    Examples
+    --------
+    >>> dv_bound(torch.zeros(4), torch.zeros(8))
+    tensor(0.)
+    """
+    return t_joint.mean() - log_mean_exp(t_product)
+
+
+# For each divergence: the output activation g_f and the composition f*(g_f(v)), written in a form
+# that stays finite for |v| <= 80 in float32 (the compositions simplify analytically).
+_F_ACTIVATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "kl": lambda v: v,
+    "reverse_kl": lambda v: -torch.exp(-v),
+    "chi2": lambda v: v,
+    "hellinger": lambda v: -torch.expm1(-v),
+    "js": lambda v: _LOG2 - F.softplus(-v),
+}
+_F_CONJUGATE_OF_ACTIVATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "kl": lambda v: torch.exp(v - 1.0),
+    "reverse_kl": lambda v: v - 1.0,
+    "chi2": lambda v: 0.25 * v * v + v,
+    "hellinger": lambda v: torch.expm1(v),
+    "js": lambda v: F.softplus(v) - _LOG2,
+}
+DIVERGENCES = tuple(_F_ACTIVATION)
+
+_F_CONJUGATE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "kl": lambda t: torch.exp(t - 1.0),
+    "reverse_kl": lambda t: -1.0 - torch.log(-t),
+    "chi2": lambda t: 0.25 * t * t + t,
+    "hellinger": lambda t: t / (1.0 - t),
+    "js": lambda t: -torch.log(2.0 - torch.exp(t)),
+}
+
+
+def f_activation(v: torch.Tensor, divergence: str = "kl") -> torch.Tensor:
+    """The output activation g_f of the f-GAN table (Nowozin et al., 2016), mapping a raw score v
+    into the domain of the conjugate f*."""
+    check_choice("divergence", divergence, DIVERGENCES)
+    return _F_ACTIVATION[divergence](v)
+
+
+def f_conjugate(t: torch.Tensor, divergence: str = "kl") -> torch.Tensor:
+    """The convex conjugate f* of the f-GAN table, on its domain (direct formula, for reference)."""
+    check_choice("divergence", divergence, DIVERGENCES)
+    return _F_CONJUGATE[divergence](t)
+
+
+def f_bound(v_joint: torch.Tensor, v_product: torch.Tensor, divergence: str = "kl") -> torch.Tensor:
+    r"""Variational lower bound on an f-divergence between joint and product (paper Eq. 7).
+
+    .. math:: D_f(p \,\|\, q) \ge \mathbb{E}_p[g_f(V)] - \mathbb{E}_q[f^*(g_f(V))]
+
+    ``v_joint`` and ``v_product`` are raw critic outputs V. With ``divergence="kl"`` this is the NWJ
+    bound :math:`\mathbb{E}_p[V] - \mathbb{E}_q[e^{V-1}]`. Valid names: "kl", "reverse_kl", "chi2",
+    "hellinger" (squared Hellinger), "js" (Jensen-Shannon).
+
+    Examples
+    --------
+    >>> f_bound(torch.ones(4), torch.ones(4), "kl")
+    tensor(0.)
+    """
+    check_choice("divergence", divergence, DIVERGENCES)
+    return (
+        _F_ACTIVATION[divergence](v_joint).mean()
+        - _F_CONJUGATE_OF_ACTIVATION[divergence](v_product).mean()
+    )
+
+
+def wasserstein_bound(t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
+    r"""Kantorovich-Rubinstein dual of W_1 (paper Eq. 8), a lower bound for a 1-Lipschitz critic.
+
+    .. math:: W_1(p, q) \ge \mathbb{E}_p[T] - \mathbb{E}_q[T]
+    """
+    return t_joint.mean() - t_product.mean()
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    joint: torch.Tensor,
+    product: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""WGAN-GP penalty (Gulrajani et al., 2017) on points between joint and product rows.
+
+    .. math:: \mathbb{E}\big[(\|\nabla_x T(\hat x)\|_2 - 1)^2\big],\quad
+              \hat x = \epsilon x_p + (1 - \epsilon) x_q,\ \epsilon \sim U(0, 1)
+
+    ``joint`` is (B, D); ``product`` is (N, D) with N a multiple of B (several negatives per joint
+    row): joint rows are repeated to pair with them. The graph is kept so the penalty can be
+    back-propagated into the critic.
+    """
+    if product.shape[0] % joint.shape[0]:
+        raise ValueError(
+            f"product rows ({product.shape[0]}) must be a multiple of joint rows ({joint.shape[0]})"
+        )
+    joint = joint.repeat(product.shape[0] // joint.shape[0], 1)
+    eps = torch.rand(joint.shape[0], 1, generator=generator, device=joint.device, dtype=joint.dtype)
+    mixed = (eps * joint + (1.0 - eps) * product).detach().requires_grad_(True)
+    out = critic(mixed)
+    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    return (grad.norm(2, dim=1) - 1.0).pow(2).mean()
