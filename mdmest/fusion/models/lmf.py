@@ -41,7 +41,8 @@ class LMF(PresetFusionModel):
     Notes
     -----
     Representations: the sub-network outputs z_text (B, text_out), z_audio (B, hidden_dims[1]),
-    z_video (B, hidden_dims[2]); unbounded, so normalise them for a Wasserstein penalty.
+    z_video (B, hidden_dims[2]); unbounded: with a Wasserstein penalty pass
+    ``normalize=True`` to the measure.
 
     References
     ----------

@@ -126,19 +126,22 @@ class MFN(PresetFusionModel):
     def forward(self, batch: dict) -> FusionOutput:
         """Predict (B,) and return the last valid LSTM hidden states as representations."""
         features, lengths = aligned_inputs(batch, self.input_dims, "MFN")
-        batch_size, steps = features[0].shape[:2]
+        batch_size = features[0].shape[0]
         reference = features[0]
         hidden = [reference.new_zeros(batch_size, cell.hidden_size) for cell in self.cells]
         cell_states = [reference.new_zeros(batch_size, cell.hidden_size) for cell in self.cells]
         memory = reference.new_zeros(batch_size, self.memory_dim)
 
-        for step in range(steps):
-            active = (lengths > step).unsqueeze(1)
-            new_states = [
-                cell(x[:, step], (h, c))
-                for cell, x, h, c in zip(self.cells, features, hidden, cell_states, strict=True)
-            ]
-            window = torch.cat(cell_states + [c for _, c in new_states], dim=1)
+        shortest = int(lengths.min())
+        for step in range(int(lengths.max())):
+            new_hidden, new_cells = zip(
+                *(
+                    cell(x[:, step], (h, c))
+                    for cell, x, h, c in zip(self.cells, features, hidden, cell_states, strict=True)
+                ),
+                strict=True,
+            )
+            window = torch.cat(cell_states + list(new_cells), dim=1)
             attended = F.softmax(self.attention(window), dim=1) * window
             proposal = torch.tanh(self.memory_update(attended))
             gate_input = torch.cat([attended, memory], dim=1)
@@ -146,15 +149,19 @@ class MFN(PresetFusionModel):
                 torch.sigmoid(self.gamma1(gate_input)) * memory
                 + torch.sigmoid(self.gamma2(gate_input)) * proposal
             )
-            # Finished sequences keep their state, which ends as the state at the last valid step.
-            memory = torch.where(active, new_memory, memory)
-            hidden = [
-                torch.where(active, h, old) for (h, _), old in zip(new_states, hidden, strict=True)
-            ]
-            cell_states = [
-                torch.where(active, c, old)
-                for (_, c), old in zip(new_states, cell_states, strict=True)
-            ]
+            if step >= shortest:
+                # Finished sequences keep their state, which ends as the state at the last valid step.
+                active = (lengths > step).unsqueeze(1)
+                new_memory = torch.where(active, new_memory, memory)
+                new_hidden = [
+                    torch.where(active, new, old)
+                    for new, old in zip(new_hidden, hidden, strict=True)
+                ]
+                new_cells = [
+                    torch.where(active, new, old)
+                    for new, old in zip(new_cells, cell_states, strict=True)
+                ]
+            memory, hidden, cell_states = new_memory, list(new_hidden), list(new_cells)
 
         prediction = self.output(torch.cat(hidden + [memory], dim=1)).squeeze(-1)
         return FusionOutput(prediction, *hidden)

@@ -46,7 +46,8 @@ class TFN(PresetFusionModel):
     -----
     Representations: z_text (B, text_out), z_audio (B, hidden_dims[1]), z_video (B, hidden_dims[2]),
     the sub-network outputs. They are not bounded (ReLU and linear outputs): with a Wasserstein
-    penalty, normalise each view (W_1 grows with scale). Text, audio and video need not be aligned.
+    penalty, pass ``normalize=True`` to the measure (W_1 grows with scale). Text, audio and video
+    need not be aligned.
     MOSEI preset: hidden (128, 16, 128), text_out 128, post_fusion 16, dropouts 0.4.
     MMSA's text sub-network silently drops its dropout (one-layer LSTM); here it is applied.
 
