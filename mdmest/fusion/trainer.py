@@ -44,6 +44,7 @@ __all__ = [
     "model_names",
     "drop_ratios",
     "read_checkpoint",
+    "seed_everything",
     "train",
     "write_scores_csv",
 ]
@@ -296,7 +297,9 @@ def _to_tuples(value: Any) -> Any:
     return tuple(_to_tuples(item) for item in value) if isinstance(value, list) else value
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy's global generator and ``random``; call it before building the model so
+    that its initialisation is reproducible too."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     random.seed(seed)
@@ -380,7 +383,7 @@ class Trainer:
         self.metadata = dict(metadata) if metadata is not None else {}
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.device = torch.device(config.device)
-        _seed_everything(config.seed)
+        seed_everything(config.seed)
         self.model = model.to(self.device)
         if measure is None and config.penalty != "none":
             from mdmest import make_measure
@@ -859,8 +862,18 @@ def model_names() -> list[str]:
     return sorted(set(MODEL_REGISTRY) | set(_MAG_BUILDERS))
 
 
-def build_model(name: str, **kwargs: Any) -> FusionModel:
-    """Build a fusion model by name; ``kwargs`` as in :func:`mdmest.fusion.models.build_model`.
+def build_model(
+    name: str,
+    text_dim: int | None,
+    audio_dim: int,
+    video_dim: int,
+    dataset: str = "mosi",
+    **overrides: Any,
+) -> FusionModel:
+    """Build a fusion model by name, as :func:`mdmest.fusion.models.build_model` does, MAG included.
+
+    MAG-BERT and MAG-XLNet read words, so their ``text_dim`` is ignored (may be None); they take
+    ``backbone=PATH`` among ``overrides``.
 
     Raises
     ------
@@ -870,11 +883,12 @@ def build_model(name: str, **kwargs: Any) -> FusionModel:
     from mdmest.fusion import models
 
     if name in models.MODEL_REGISTRY:
-        return models.build_model(name, **kwargs)
+        return models.build_model(name, text_dim, audio_dim, video_dim, dataset, **overrides)
     if name in _MAG_BUILDERS:
         from mdmest.fusion import mag
 
-        return getattr(mag, _MAG_BUILDERS[name])(**kwargs)
+        builder = getattr(mag, _MAG_BUILDERS[name])
+        return builder(text_dim, audio_dim, video_dim, dataset, **overrides)
     raise ValueError(f"unknown model {name!r}; valid names: {model_names()}")
 
 
