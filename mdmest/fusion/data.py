@@ -63,9 +63,9 @@ def _matrix(
             f"{_where(split, key, index)}: expected a numeric (rows >= 1, features) array, "
             f"got {array.dtype} of shape {array.shape}"
         )
-    array = array.astype(np.float32)
-    if neg_inf_to_zero:
-        array[np.isneginf(array)] = 0.0
+    array = array.astype(np.float32, copy=False)
+    if neg_inf_to_zero and np.isneginf(array).any():
+        array = np.where(np.isneginf(array), np.float32(0.0), array)
     bad = np.argwhere(~np.isfinite(array))
     if bad.size:
         row, column = bad[0]
@@ -570,7 +570,8 @@ def _mmsa_array(
 
 
 def _checked_lengths(lengths: np.ndarray, split: str, key: str, padded: int) -> np.ndarray:
-    if not np.issubdtype(lengths.dtype, np.number) or lengths.min() < 0 or lengths.max() > padded:
+    numeric = np.issubdtype(lengths.dtype, np.number)
+    if not numeric or (lengths.size and (lengths.min() < 0 or lengths.max() > padded)):
         raise DatasetFormatError(
             f"{_where(split, key)}: expected lengths in [0, {padded}], "
             f"got {lengths.min()}..{lengths.max()}"
@@ -624,7 +625,9 @@ def _mmsa_split(data: Any, split: str, unaligned: bool) -> SplitData:
 def _detect(content: Any, path: Path) -> str:
     """The format of a loaded pickle, from its structure."""
     if isinstance(content, list):
-        return "misa" if content and len(content[0][0]) == 4 else "mag_bert"
+        first = content[0] if content else None
+        features = first[0] if isinstance(first, tuple | list) and first else None
+        return "misa" if isinstance(features, tuple | list) and len(features) == 4 else "mag_bert"
     if isinstance(content, Mapping) and {"train", "dev", "test"} <= set(content):
         return "mag_bert"
     if isinstance(content, Mapping) and {"train", "valid", "test"} <= set(content):
@@ -643,10 +646,7 @@ def _detect(content: Any, path: Path) -> str:
 
 def _read_file(path: Path) -> tuple[str, dict[str, SplitData]]:
     content = safe_load(path)
-    try:
-        detected = _detect(content, path)
-    except (TypeError, IndexError, KeyError) as exc:
-        raise DatasetFormatError(f"{path}: not a known dataset format ({exc!r})") from None
+    detected = _detect(content, path)
     if isinstance(content, list):
         return detected, {"all": _list_split(content, "all")}
     if detected == "mag_bert":
