@@ -1,0 +1,154 @@
+"""Training speed of MAG-BERT (the MiniLM default backbone), without and with each penalty.
+
+Each variant (no penalty, DV, f, Wasserstein) trains its own copy of the same initial model on
+batches of real CMU-MOSI segments (the 229 segments of ``dev_misa_format.pkl``), with the
+trainer's step: task loss (MSE) + weight × ``measure(z_text, z_audio, z_video)``, the critic
+updated from its own gradient of the measure, AdamW with MAG's parameter groups. The variants'
+steps are interleaved within each repeat, so that load from other processes hits them alike; the
+median over repeats is reported, with the ratio penalty / no penalty (target ≤ 1.10).
+
+Usage::
+
+    python benchmarks/mag_speed.py --out results/mag_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import mdmest
+from mdmest.fusion.data import collate, load_dataset
+from mdmest.fusion.mag import DEFAULT_TRAINING, MAGBert
+
+PENALTIES = ("dv", "f", "wasserstein")
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mosi"
+
+
+class Variant:
+    """A model copy, its optimiser and, with a penalty, the measure and the critic's optimiser."""
+
+    def __init__(self, model: MAGBert, penalty: str | None, weight: float, lr: float) -> None:
+        self.model = copy.deepcopy(model).train()
+        self.optimizer = torch.optim.AdamW(self.model.param_groups(0.01), lr=lr)
+        self.measure = None
+        self.critic_optimizer = None
+        self.weight = weight
+        if penalty is not None:
+            self.measure = mdmest.make_measure(penalty, dims=self.model.representation_dims)
+            self.critic_optimizer = torch.optim.Adam(self.measure.parameters(), lr=1e-4)
+
+    def step(self, batch: dict) -> None:
+        output = self.model(batch)
+        loss = F.mse_loss(output.prediction, batch["label"])
+        if self.measure is not None:
+            penalty = self.measure(*output.representations)
+            critic_params = list(self.measure.parameters())
+            critic_grads = torch.autograd.grad(
+                penalty, critic_params, retain_graph=True, allow_unused=True
+            )
+            loss = loss + self.weight * penalty
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=list(self.model.parameters()))
+        self.optimizer.step()
+        if self.measure is not None:
+            for parameter, grad in zip(critic_params, critic_grads):
+                parameter.grad = grad
+            self.critic_optimizer.step()
+
+
+def make_batches(path: Path, batch_size: int, seed: int) -> list[dict]:
+    """The segments of ``path`` in a fixed random order, cut into full batches."""
+    split = next(iter(load_dataset(path).values()))
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [
+        collate([split[i] for i in order[start : start + batch_size]])
+        for start in range(0, len(order) - batch_size + 1, batch_size)
+    ]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    batches = make_batches(args.data, args.batch_size, args.seed)
+    model = MAGBert.from_pretrained(dropout=DEFAULT_TRAINING["mosi"]["dropout"])
+    names = ["none", *PENALTIES]
+    variants = {
+        name: Variant(model, None if name == "none" else name, args.weight, args.lr)
+        for name in names
+    }
+    for variant in variants.values():  # warm-up: first-call allocations and lazy init
+        variant.step(batches[0])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    cursor = 0
+    for _ in range(args.repeats):
+        chosen = [batches[(cursor + i) % len(batches)] for i in range(args.steps)]
+        cursor += args.steps
+        for name, variant in variants.items():
+            start = time.perf_counter()
+            for batch in chosen:
+                variant.step(batch)
+            seconds[name].append(time.perf_counter() - start)
+    segments = args.steps * args.batch_size
+    speed = {name: segments / statistics.median(times) for name, times in seconds.items()}
+    return {
+        "benchmark": "mag_speed",
+        "model": "mag_bert (MiniLM-L6-H384 backbone)",
+        "command": " ".join(["python benchmarks/mag_speed.py", *args.argv]),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "torch": torch.__version__,
+        },
+        "batch_size": args.batch_size,
+        "steps_per_repeat": args.steps,
+        "repeats": args.repeats,
+        "penalty_weight": args.weight,
+        "seconds": seconds,
+        "segments_per_second": speed,
+        "time_ratio_vs_no_penalty": {name: speed["none"] / speed[name] for name in PENALTIES},
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"{'penalty':<12} {'segments/s':>10} {'time ratio':>10}")
+    for name, speed in result["segments_per_second"].items():
+        ratio = result["time_ratio_vs_no_penalty"].get(name, 1.0)
+        print(f"{name:<12} {speed:>10.2f} {ratio:>10.3f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA / "dev_misa_format.pkl")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=4, help="optimiser steps per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--weight", type=float, default=0.1, help="penalty weight")
+    parser.add_argument("--lr", type=float, default=DEFAULT_TRAINING["mosi"]["lr"])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.argv = argv if argv is not None else sys.argv[1:]
+    result = run(args)
+    print_table(result)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
