@@ -383,7 +383,12 @@ class _MAGTransformer(FusionModel):
 
     def forward(self, batch: dict) -> FusionOutput:
         """Predict the sentiment of a batch; see :class:`MAGBert` for the keys read."""
-        words = batch["words"]
+        words = batch.get("words")
+        if words is None or any(segment_words is None for segment_words in words):
+            raise ValueError(
+                f"{type(self).__name__} reads batch['words'], the transcript of every segment; this "
+                "batch has none (the dataset has no words, e.g. an MMSA file without raw_text)"
+            )
         audio, video = batch["audio"], batch["video"]
         for key in ("audio_lengths", "video_lengths"):
             lengths = batch.get(key)

@@ -315,6 +315,13 @@ def test_forward_rejects_rows_that_do_not_match_words(tokenizer):
         model(batch)
 
 
+def test_forward_needs_words(tokenizer):
+    model = tiny_bert(tokenizer)
+    batch = word_batch(WORDS)
+    with pytest.raises(ValueError, match="words"):
+        model({**batch, "words": [WORDS[0], None]})
+
+
 def test_backbone_alone_refuses_to_skip_the_gate(tokenizer):
     model = tiny_bert(tokenizer)
     with pytest.raises(RuntimeError, match="batch dict"):
