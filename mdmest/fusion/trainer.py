@@ -46,6 +46,7 @@ __all__ = [
     "read_checkpoint",
     "seed_everything",
     "train",
+    "write_json",
     "write_scores_csv",
 ]
 
@@ -171,6 +172,13 @@ class Predictions:
     scores: np.ndarray | None
     representations: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
+    def metrics(self) -> dict[str, float]:
+        """All regression metrics of :func:`mdmest.fusion.metrics.regression_metrics`."""
+        from mdmest.fusion.metrics import regression_metrics
+
+        values = regression_metrics(self.predictions, self.labels)
+        return {name: float(value) for name, value in values.items()}
+
 
 def drop_modalities(batch: dict, drop: Iterable[str]) -> dict:
     """Return a copy of ``batch`` in which each dropped modality carries no information.
@@ -248,13 +256,15 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_json(path: str | os.PathLike, payload: Any) -> None:
+    """Write ``payload`` as indented JSON, atomically (a crash leaves the old file intact)."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as stream:
             json.dump(payload, stream, indent=2, allow_nan=True)
             stream.write("\n")
 
-    _atomic_write(path, write)
+    _atomic_write(Path(path), write)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -550,7 +560,7 @@ class Trainer:
             "test": self.test_metrics,
             "epochs": self.history,
         }
-        _write_json(self.out_dir / "metrics.json", payload)
+        write_json(self.out_dir / "metrics.json", payload)
 
     # ------------------------------------------------------------------ training
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
@@ -592,7 +602,7 @@ class Trainer:
             started = time.perf_counter()
             train_stats = self._train_epoch(self.epoch + 1)
             valid = self.predict("valid")
-            valid_metrics = _regression_metrics(valid)
+            valid_metrics = valid.metrics()
             self.epoch += 1
             self.history.append(
                 {
@@ -795,7 +805,7 @@ class Trainer:
 
     def evaluate(self, split: str, drop: Sequence[str] = ()) -> dict[str, float]:
         """All regression metrics on ``split``, optionally with modalities dropped."""
-        return _regression_metrics(self.predict(split, drop))
+        return self.predict(split, drop).metrics()
 
     def bound_estimate(self, predictions: Predictions) -> float:
         """The measure's bound on the representations of ``predictions`` (NaN without a measure)."""
@@ -904,13 +914,6 @@ def default_training(name: str, dataset: str = "mosi") -> dict[str, Any]:
         builder = models.MODEL_REGISTRY[name]
         presets = getattr(getattr(builder, "__self__", None), "DEFAULT_TRAINING", {})
     return dict(presets.get(dataset, {}))
-
-
-def _regression_metrics(predictions: Predictions) -> dict[str, float]:
-    from mdmest.fusion.metrics import regression_metrics
-
-    metrics = regression_metrics(predictions.predictions, predictions.labels)
-    return {name: float(value) for name, value in metrics.items()}
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
