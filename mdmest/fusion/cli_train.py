@@ -16,6 +16,9 @@ from mdmest.fusion.base import MODALITIES
 # Kept free of heavy imports: mdmest.cli builds this parser before anything is trained.
 PENALTY_CHOICES = ("none", "dv", "f", "wasserstein")
 MAG_MODELS = ("mag_bert", "mag_xlnet")
+# Models whose representations are not bounded (docs/fusion-models.md, docs/fusion-mag.md): W_1
+# grows with their scale, so the Wasserstein penalty standardises each view unless told otherwise.
+UNBOUNDED_REPRESENTATIONS = ("tfn", "lmf", *MAG_MODELS)
 
 
 def positive_int(text: str) -> int:
@@ -142,8 +145,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="option of the measure, e.g. normalize=true (Wasserstein), divergence=js (f), "
-        "negatives=4 (repeatable)",
+        help="option of the measure, e.g. divergence=js (f), negatives=4, normalize=false "
+        "(Wasserstein; on by default for tfn, lmf and MAG, whose representations are unbounded) "
+        "(repeatable)",
     )
     parser.add_argument(
         "--model-option",
@@ -269,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             device=args.device,
         )
+        if config.penalty == "wasserstein" and args.model in UNBOUNDED_REPRESENTATIONS:
+            config.measure_kwargs.setdefault("normalize", True)
         d_text, d_audio, d_video = dataset.dims
         model_spec: dict[str, Any] = {
             "name": args.model,
@@ -294,7 +300,9 @@ def run(args: argparse.Namespace) -> int:
 
     dims = dict(zip(MODALITIES, dataset.dims))
     print(
-        f"training {args.model} (penalty {args.penalty}, weight {args.weight}) on {spec['path']} "
+        f"training {args.model} (penalty {args.penalty}, weight {args.weight}"
+        + (f", {config.measure_kwargs}" if config.measure_kwargs else "")
+        + f") on {spec['path']} "
         f"{dict((s, len(dataset[s])) for s in dataset)}, features {dims}; writing to {out_dir}"
     )
     summary = trainer.fit(resume=args.resume)
