@@ -354,9 +354,8 @@ class Trainer:
     out_dir : path, optional
         Folder for ``best.pt``, ``last.pt`` and ``metrics.json``; ``None`` writes nothing.
     model_spec : dict, optional
-        Keyword arguments of :func:`mdmest.fusion.models.build_model` that rebuild ``model``;
-        stored in the checkpoints so that :meth:`from_checkpoint` needs nothing else.
-
+        Keyword arguments of :func:`build_model` that rebuild ``model``; stored in the
+        checkpoints so that :meth:`from_checkpoint` needs nothing else.
     metadata : dict, optional
         JSON-serialisable notes kept in checkpoints and ``metrics.json`` (the command line stores
         how to reload the data there).
@@ -459,7 +458,7 @@ class Trainer:
         ----------
         path : path
             A ``best.pt`` or ``last.pt`` written by :meth:`fit`.
-        dataset
+        dataset : MultimodalDataset
             Data to evaluate on or to continue training on.
         model, measure : optional
             Needed only when the run used a model without ``model_spec`` or a custom measure.

@@ -313,7 +313,7 @@ def test_mag_model_trains_with_adamw_and_warmup(dataset):
     )
     assert isinstance(trainer.optimizer, torch.optim.AdamW)
     assert trainer.optimizer.param_groups[1]["weight_decay"] == 0.0
-    # Warm-up: 10% of 2 epochs x 2 steps rounds up to one step at lr / 1.
+    # 2 epochs x 2 steps: a one-step warm-up (10%, at least one), then linear decay to 0.
     assert trainer.scheduler is not None
     trainer.fit()
     assert trainer.global_step == 4
