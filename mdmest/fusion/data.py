@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mdmest.fusion import _synthetic, _text
-from mdmest.fusion._pickle import UnsafePickleError, atomic_dump, safe_load
+from mdmest.fusion._safe_pickle import UnsafePickleError, atomic_dump, safe_load
 
 __all__ = [
     "FORMATS",

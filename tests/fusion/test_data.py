@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from mdmest.fusion import _pickle
+from mdmest.fusion import _safe_pickle
 from mdmest.fusion._synthetic import SHAPES
 from mdmest.fusion.data import (
     DatasetFormatError,
@@ -200,7 +200,7 @@ def test_malicious_pickle_runs_nothing(tmp_path: Path) -> None:
     assert not marker.exists()
     # The unpickler refuses before building anything, and the error names the file.
     with pytest.raises(pickle.UnpicklingError, match="evil.pkl"):
-        _pickle.safe_load(path)
+        _safe_pickle.safe_load(path)
 
 
 @pytest.mark.parametrize("target", [eval, print, Segment, np.load])
@@ -235,7 +235,7 @@ def test_safe_load_reads_numpy_in_every_protocol(tmp_path: Path, protocol: int) 
     }
     path = tmp_path / "ok.pkl"
     path.write_bytes(pickle.dumps(content, protocol=protocol))
-    loaded = _pickle.safe_load(path)
+    loaded = _safe_pickle.safe_load(path)
     np.testing.assert_array_equal(loaded["x"], content["x"])
     assert loaded["s"].tolist() == ["ab", "c"] and loaded["o"].tolist() == ["x", None]
     assert loaded["scalar"] == 1.5 and loaded["bytes"] == b"\x00\xff"
@@ -247,7 +247,7 @@ def test_codecs_encode_only_latin1(tmp_path: Path) -> None:
     path = tmp_path / "codec.pkl"
     path.write_bytes(data)
     with pytest.raises(UnsafePickleError, match="rot_13"):
-        _pickle.safe_load(path)
+        _safe_pickle.safe_load(path)
 
 
 def test_truncated_and_garbage_pickles_name_the_file(tmp_path: Path) -> None:
@@ -339,7 +339,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path: Path, monkeypatch) -> Non
         stream.write(b"\x80\x04partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(_pickle.pickle, "dump", failing_dump)
+    monkeypatch.setattr(_safe_pickle.pickle, "dump", failing_dump)
     with pytest.raises(OSError, match="disk full"):
         write_synthetic(path, "mag_bert", seed=9, **SIZES)
     with pytest.raises(OSError, match="disk full"):

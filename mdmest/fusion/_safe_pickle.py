@@ -11,11 +11,12 @@ import codecs
 import collections
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mdmest._io import atomic_open
 
 try:  # numpy >= 2 keeps the reconstruction functions in numpy._core
     from numpy._core import multiarray as _multiarray
@@ -113,17 +114,10 @@ def safe_load(path: str | os.PathLike[str]) -> Any:
 
 
 def atomic_dump(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Pickle ``obj`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+    """Pickle ``obj`` to ``path`` atomically (see :func:`mdmest._io.atomic_open`).
 
     A failure leaves neither a partial ``path`` nor the temporary file behind.
     """
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            pickle.dump(obj, stream, protocol=4)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path) as stream:
+        pickle.dump(obj, stream, protocol=4)
+    return Path(path)
