@@ -1,0 +1,135 @@
+"""Speed of one TotalCorrelation training step against the same step written inline (the floor).
+
+Setting of the core issue: batch 256, 3 views of 64 features, critic with two hidden layers of 256,
+Adam. Both variants run interleaved in one process (median of many steps), so the ratio is measured
+under the same conditions. Also times ``mdmest.estimate`` end to end per step (data handling
+included) against an inline loop that does the same minibatching.
+
+    python benchmarks/core_speed.py --steps 300 --out results/core_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from _floor import floor_critic, floor_step
+
+import mdmest
+from mdmest.critics import MLPCritic
+
+
+def time_steps(step, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_step(batch: int, dims: list[int], steps: int, blocks: int) -> dict:
+    torch.manual_seed(0)
+    views = [torch.randn(batch, d) for d in dims]
+    floor = floor_critic(sum(dims))
+    floor_opt = torch.optim.Adam(floor.parameters(), 1e-3)
+    results = {}
+    for label, kwargs in {"dv": {}, "dv_no_ema": {"ema_decay": None}}.items():
+        measure = mdmest.TotalCorrelation(dims, critic=MLPCritic(sum(dims)), **kwargs)
+        opt = torch.optim.Adam(measure.parameters(), 1e-3)
+
+        def library_step(measure=measure, opt=opt):
+            loss = measure(*views)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        lib_times, floor_times = [], []
+        for _ in range(5):  # warm-up
+            library_step()
+            floor_step(floor, floor_opt, views)
+        # interleave blocks so drifts in machine load hit both sides alike
+        for _ in range(blocks):
+            lib_times += time_steps(library_step, steps // blocks)
+            floor_times += time_steps(lambda: floor_step(floor, floor_opt, views), steps // blocks)
+        lib, flo = statistics.median(lib_times), statistics.median(floor_times)
+        results[label] = {"library_ms": lib * 1e3, "floor_ms": flo * 1e3, "ratio": lib / flo}
+    return results
+
+
+def bench_estimate(n: int, dims: list[int], steps: int, batch: int) -> dict:
+    """Per-step cost of ``mdmest.estimate`` end to end vs an inline loop with the same batching."""
+    torch.manual_seed(0)
+    data = [torch.randn(n, d) for d in dims]
+
+    def inline() -> None:
+        critic = floor_critic(sum(dims))
+        opt = torch.optim.Adam(critic.parameters(), 1e-3)
+        n_train = int(n * 0.8)
+        order = torch.randperm(n)
+        train = [t[order[:n_train]] for t in data]
+        for step in range(steps):
+            if step % (n_train // batch) == 0:
+                epoch = torch.randperm(n_train)
+            idx = epoch[(step % (n_train // batch)) * batch :][:batch]
+            floor_step(critic, opt, [t[idx] for t in train])
+
+    def library() -> None:
+        mdmest.estimate(data, "dv", steps=steps, batch_size=batch, progress=False)
+
+    lib, flo = [], []
+    for _ in range(3):
+        lib += time_steps(library, 1)
+        flo += time_steps(inline, 1)
+    lib_step, floor_step_ = min(lib) / steps, min(flo) / steps
+    return {
+        "library_ms_per_step": lib_step * 1e3,
+        "floor_ms_per_step": floor_step_ * 1e3,
+        "ratio": lib_step / floor_step_,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=600, help="timed steps per variant")
+    parser.add_argument("--estimate-steps", type=int, default=500)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dims = [64, 64, 64]
+    step = bench_step(args.batch, dims, args.steps, blocks=6)
+    est = bench_estimate(20000, dims, args.estimate_steps, args.batch)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, dims {dims}"
+    )
+    print(f"{'variant':<22}{'library ms':>12}{'floor ms':>10}{'ratio':>8}")
+    for label, r in step.items():
+        print(
+            f"{'step ' + label:<22}{r['library_ms']:>12.3f}{r['floor_ms']:>10.3f}{r['ratio']:>8.3f}"
+        )
+    print(
+        f"{'estimate() per step':<22}{est['library_ms_per_step']:>12.3f}"
+        f"{est['floor_ms_per_step']:>10.3f}{est['ratio']:>8.3f}"
+    )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {"step": step, "estimate": est, "threads": torch.get_num_threads()}, indent=2
+            )
+        )
+        tmp.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
