@@ -13,6 +13,8 @@ from mdmest.measures import DependencyMeasure, make_measure
 
 __all__ = ["EstimateResult", "estimate"]
 
+LR_SCHEDULES = (None, "cosine")
+
 
 @dataclass
 class EstimateResult:
@@ -58,6 +60,7 @@ def estimate(
     steps: int = 2000,
     batch_size: int = 256,
     lr: float = 1e-3,
+    lr_schedule: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
     progress: bool = True,
@@ -79,6 +82,9 @@ def estimate(
         "dv", "f" or "wasserstein" (built with ``measure_kwargs``), or a measure instance.
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
+    lr_schedule : str, optional
+        ``None`` (default) keeps ``lr`` constant; "cosine" decays it to 0 over ``steps``
+        (half a cosine), which settles the final critic and lowers the variance of the value.
     test_fraction : float
         Fraction of rows held out for the reported value, in (0, 1).
     seed : int
@@ -106,6 +112,8 @@ def estimate(
     n = tensors[0].shape[0]
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid values are {LR_SCHEDULES}")
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got {steps} and {batch_size}")
     n_test = int(round(n * test_fraction))
@@ -121,10 +129,12 @@ def estimate(
                 f"options {sorted(measure_kwargs)} apply only when measure is given by name"
             )
         measure = measure.to(device)
-        return _train(measure, tensors, n_test, steps, batch_size, lr, seed, progress)
+        return _train(measure, tensors, n_test, steps, batch_size, lr, lr_schedule, seed, progress)
 
 
-def _train(measure, tensors, n_test, steps, batch_size, lr, seed, progress) -> EstimateResult:
+def _train(
+    measure, tensors, n_test, steps, batch_size, lr, lr_schedule, seed, progress
+) -> EstimateResult:
     device = tensors[0].device
     generator = torch.Generator(device=device).manual_seed(seed)
     order = torch.randperm(tensors[0].shape[0], generator=generator, device=device)
@@ -134,6 +144,11 @@ def _train(measure, tensors, n_test, steps, batch_size, lr, seed, progress) -> E
     batch_size = min(batch_size, n_train)
     measure.generator = generator
     optimizer = torch.optim.Adam(measure.parameters(), lr=lr)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        if lr_schedule == "cosine"
+        else None
+    )
     history = torch.empty(steps, device=device)
     measure.train()
     batches_per_epoch = n_train // batch_size
@@ -147,6 +162,8 @@ def _train(measure, tensors, n_test, steps, batch_size, lr, seed, progress) -> E
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         history[step] = measure.last_bound
         if progress and (step + 1) % 100 == 0:
             bar.set_postfix(bound=f"{history[max(0, step - 99) : step + 1].mean().item():.3f}")

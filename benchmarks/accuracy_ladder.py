@@ -1,0 +1,202 @@
+"""Accuracy ladder: bias, std and MSE of the estimators against the true total correlation.
+
+Gaussian views with a known TC (:func:`mdmest.tasks.gaussian_task_with_tc`) at levels
+{0.5, 1, 2, 4, 6, 8} nats, K ∈ {2, 3, 4} views of d ∈ {5, 20} features, several seeds; every
+estimator gets the same budget (default 4000 Adam steps of batch 256 on 20k rows, 20% held out).
+The library's settings (``SETTINGS``) run through :func:`mdmest.estimate`; the floor is the inline
+plain-PyTorch DV/NWJ loop of ``benchmarks/_floor.py``.
+
+Each finished run is appended to ``<out>/ladder_runs.csv`` at once, so a long run can be stopped and
+resumed (runs already in the file are skipped); ``--summarize`` only rebuilds the tables from it.
+
+Usage::
+
+    python benchmarks/accuracy_ladder.py --out results/ladder                 # the full ladder
+    python benchmarks/accuracy_ladder.py --views 3 --dims 5 --seeds 2 \\
+        --settings shifted,floor_dv,floor_nwj --out results/ladder            # a subset
+    python benchmarks/accuracy_ladder.py --summarize --out results/ladder
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mdmest import estimate
+from mdmest.sampling import SAMPLERS
+from mdmest.tasks import gaussian_task_with_tc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _floor import floor_estimate  # noqa: E402
+
+#: Library settings compared on the ladder: options of :func:`mdmest.estimate` (measure "dv" or
+#: "f" with KL). "default" is what ``estimate(views)`` does; "shifted" swaps in the sampler that
+#: never pairs a row with itself; "shifted_neg4" also draws 4 product rows per joint row;
+#: "shifted_cosine" also decays the learning rate to 0 along a half cosine.
+SETTINGS: dict[str, dict] = {
+    "default": {"measure": "dv"},
+    "shifted": {"measure": "dv", "sampler": "shifted"},
+    "shifted_neg4": {"measure": "dv", "sampler": "shifted", "negatives": 4},
+    "shifted_cosine": {"measure": "dv", "sampler": "shifted", "lr_schedule": "cosine"},
+    "nwj_shifted": {"measure": "f", "sampler": "shifted"},
+}
+FLOORS = {"floor_dv": "dv", "floor_nwj": "nwj"}
+FIELDS = ["setting", "views", "dim", "true_tc", "seed", "estimate", "seconds"]
+
+
+def run_one(
+    setting: str, views: Sequence[np.ndarray], args: argparse.Namespace, seed: int
+) -> float:
+    """The held-out estimate of one setting on one sample (same budget for every setting)."""
+    budget = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "test_fraction": 0.2,
+        "seed": seed,
+    }
+    if setting in FLOORS:
+        return floor_estimate(views, bound=FLOORS[setting], **budget)
+    options = dict(SETTINGS[setting])
+    measure = options.pop("measure")
+    if "sampler" in options:
+        options["sampler"] = SAMPLERS[options["sampler"]]
+    return estimate(views, measure, progress=False, **budget, **options).value
+
+
+def _done(path: Path) -> set[tuple]:
+    if not path.exists():
+        return set()
+    with path.open() as f:
+        return {
+            (r["setting"], int(r["views"]), int(r["dim"]), float(r["true_tc"]), int(r["seed"]))
+            for r in csv.DictReader(f)
+        }
+
+
+def run_ladder(args: argparse.Namespace) -> Path:
+    """Run every (seed, level, K, d, setting) not yet in the CSV, appending each result."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "ladder_runs.csv"
+    done = _done(path)
+    # Seeds outermost, so that a partial run covers every level with some seeds.
+    plan = [
+        (s, tc, k, d, name)
+        for s in range(args.seeds)
+        for tc in args.tcs
+        for k in args.views
+        for d in args.dims
+        for name in args.settings
+        if (name, k, d, tc, s) not in done
+    ]
+    new_file = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new_file:
+            writer.writeheader()
+        for s, tc, k, d, name in tqdm(plan, desc="ladder", unit="run"):
+            views = gaussian_task_with_tc(tc, [d] * k).sample(args.n_samples, seed=1000 + s)
+            start = time.perf_counter()
+            value = run_one(name, views, args, seed=s)
+            row = dict(zip(FIELDS, [name, k, d, tc, s, value, time.perf_counter() - start]))
+            writer.writerow(row)
+            f.flush()
+    return path
+
+
+def summarize(path: Path) -> list[dict]:
+    """Bias, std, MSE and relative error of the mean per (setting, K, d, level) from the CSV."""
+    groups: dict[tuple, list[float]] = {}
+    seconds: dict[tuple, list[float]] = {}
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            key = (r["setting"], int(r["views"]), int(r["dim"]), float(r["true_tc"]))
+            groups.setdefault(key, []).append(float(r["estimate"]))
+            seconds.setdefault(key, []).append(float(r["seconds"]))
+    rows = []
+    for (name, k, d, tc), values in sorted(groups.items(), key=lambda kv: (kv[0][1:], kv[0][0])):
+        v = np.asarray(values)
+        rows.append(
+            {
+                "setting": name,
+                "views": k,
+                "dim": d,
+                "true_tc": tc,
+                "seeds": len(v),
+                "mean": float(v.mean()),
+                "bias": float(v.mean() - tc),
+                "std": float(v.std()),
+                "mse": float(np.mean((v - tc) ** 2)),
+                "rel_error": float(abs(v.mean() - tc) / tc),
+                "seconds": float(np.mean(seconds[(name, k, d, tc)])),
+            }
+        )
+    return rows
+
+
+def format_markdown(rows: Sequence[dict]) -> str:
+    """The summary as a Markdown table (one line per setting, K, d and level)."""
+    head = "| K | d | true TC | setting | seeds | mean | bias | std | MSE | rel. error | s/run |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['views']} | {r['dim']} | {r['true_tc']:g} | {r['setting']} | {r['seeds']} | "
+            f"{r['mean']:.3f} | {r['bias']:+.3f} | {r['std']:.3f} | {r['mse']:.3f} | "
+            f"{r['rel_error']:.1%} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _split(cast: Callable) -> Callable[[str], list]:
+    return lambda text: [cast(v) for v in text.split(",") if v]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tcs", type=_split(float), default=[0.5, 1.0, 2.0, 4.0, 6.0, 8.0])
+    parser.add_argument("--views", type=_split(int), default=[2, 3, 4])
+    parser.add_argument("--dims", type=_split(int), default=[5, 20])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--settings",
+        type=_split(str),
+        default=["shifted", "floor_dv", "floor_nwj"],
+        help=f"comma-separated, among {', '.join([*SETTINGS, *FLOORS])}",
+    )
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--n-samples", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", default="results/ladder")
+    parser.add_argument("--summarize", action="store_true", help="only rebuild the tables")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    unknown = sorted(set(args.settings) - set(SETTINGS) - set(FLOORS))
+    if unknown:
+        parser.error(f"unknown settings {unknown}; valid values are {[*SETTINGS, *FLOORS]}")
+    path = Path(args.out) / "ladder_runs.csv"
+    if not args.summarize:
+        run_ladder(args)
+    if not path.exists():
+        parser.error(f"no results at {path}")
+    rows = summarize(path)
+    table = format_markdown(rows)
+    (Path(args.out) / "ladder_summary.md").write_text(table + "\n")
+    (Path(args.out) / "ladder_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""The paper's Fig. 1: DV, f-KL and Wasserstein estimates against the truth on Gaussian views.
+
+Two views (default): X, Y ∈ R^d with corr(X_i, Y_j) = ρ·δ_ij on a grid of ρ, true MI
+−(d/2)·log(1 − ρ²). K ≥ 3 views (``--views K``): Gaussian views at chosen total-correlation levels
+(:func:`mdmest.tasks.gaussian_task_with_tc`). Each measure is trained with one critic budget on
+several seeds (:func:`mdmest.estimate`); the Wasserstein estimates are shown beside POT's empirical
+W1 between joint and shuffled rows, the same reference on independent views (its sample-size bias
+alone) and the closed-form W2 upper bound. Results go to ``--out`` as CSV, JSON and a PNG.
+
+Usage::
+
+    mdmest gaussian --quick                # ~2 minutes on 2 CPU cores
+    mdmest gaussian                        # the full grid
+    mdmest gaussian --views 3 --quick      # three views at chosen TC levels
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mdmest.estimation import estimate
+from mdmest.reference import wasserstein_dependency
+from mdmest.sampling import SAMPLERS
+from mdmest.tasks import GaussianTask, correlated_pair, gaussian_task_with_tc
+
+__all__ = [
+    "GaussianConfig",
+    "QUICK",
+    "FULL",
+    "MEASURE_LABELS",
+    "make_tasks",
+    "run_experiment",
+    "summarize",
+    "format_table",
+    "plot_summary",
+    "write_results",
+    "add_arguments",
+    "run",
+]
+
+MEASURE_LABELS: dict[str, str] = {
+    "dv": "DV",
+    "f": "f-KL",
+    "wasserstein": "W (GP)",
+}
+#: Extra options of each measure in the figure: KL for the f measure (the NWJ bound), the gradient
+#: penalty for Wasserstein (the paper's choices).
+MEASURE_OPTIONS: dict[str, dict] = {
+    "dv": {},
+    "f": {"divergence": "kl"},
+    "wasserstein": {"lipschitz": "gradient_penalty"},
+}
+
+
+@dataclass(frozen=True)
+class GaussianConfig:
+    """One run of the experiment.
+
+    Attributes
+    ----------
+    views : int
+        Number of views K (2 reproduces Fig. 1).
+    dim : int
+        Features per view.
+    grid : tuple of float
+        ρ values (K = 2) or total-correlation levels in nats (K ≥ 3).
+    measures : tuple of str
+        Measures to train, among ``MEASURE_LABELS``.
+    seeds : int
+        Seeds per point (each seed draws new rows and a new critic).
+    steps, batch_size, lr : int, int, float
+        Critic budget of :func:`mdmest.estimate`, the same for every measure.
+    n_samples : int
+        Rows drawn per point and seed (20% held out for the reported value).
+    n_reference : int
+        Rows for POT's exact W1 reference (O(n^3): keep it to a few thousand).
+    sampler : str
+        Negative sampler, a key of :data:`mdmest.sampling.SAMPLERS`.
+    negatives : int
+        Product rows per joint row.
+    """
+
+    views: int = 2
+    dim: int = 5
+    grid: tuple[float, ...] = (0.0, 0.5, 0.9)
+    measures: tuple[str, ...] = tuple(MEASURE_LABELS)
+    seeds: int = 2
+    steps: int = 400
+    batch_size: int = 256
+    lr: float = 2e-3
+    n_samples: int = 10_000
+    n_reference: int = 1000
+    sampler: str = "shifted"
+    negatives: int = 1
+
+    def __post_init__(self) -> None:
+        if self.views < 2:
+            raise ValueError(f"views must be >= 2, got {self.views}")
+        unknown = sorted(set(self.measures) - set(MEASURE_LABELS))
+        if unknown:
+            raise ValueError(f"unknown measures {unknown}; valid values are {list(MEASURE_LABELS)}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; valid values are {list(SAMPLERS)}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+
+    @property
+    def grid_name(self) -> str:
+        """What the grid holds: "rho" for two views, "tc" (nats) for more."""
+        return "rho" if self.views == 2 else "tc"
+
+
+#: ``--quick`` (the README's demo, ≤ 2 minutes on 2 CPU cores) and the full figure (≤ 20 minutes).
+QUICK = GaussianConfig()
+FULL = GaussianConfig(
+    grid=(0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95),
+    seeds=3,
+    steps=1000,
+    n_samples=20_000,
+    n_reference=2000,
+)
+#: Defaults of the grid for K ≥ 3 views (TC levels in nats).
+MULTIVIEW_GRID = {"quick": (0.0, 1.0, 2.0, 4.0), "full": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)}
+
+
+def make_tasks(config: GaussianConfig) -> list[tuple[float, GaussianTask]]:
+    """The task of each grid point: correlated pairs (K = 2) or K views at a TC level."""
+    if config.views == 2:
+        return [(x, correlated_pair(x, config.dim)) for x in config.grid]
+    return [(x, gaussian_task_with_tc(x, [config.dim] * config.views)) for x in config.grid]
+
+
+def run_experiment(config: GaussianConfig, *, progress: bool = True) -> list[dict]:
+    """Train every measure on every grid point and seed; compute the W references.
+
+    Returns
+    -------
+    list of dict
+        One record per (grid point, measure, seed) with keys ``x``, ``true_tc``, ``measure``,
+        ``seed``, ``estimate``, ``seconds``; plus, per grid point, records with ``measure`` equal to
+        "w1_pot" (exact OT between joint and shuffled rows), "w1_pot_independent" (the same on
+        independent views: the reference's bias alone) and "w2_upper" (closed-form W2 ≥ W1).
+    """
+    tasks = make_tasks(config)
+    independent = make_tasks(GaussianConfig(views=config.views, dim=config.dim, grid=(0.0,)))[0][1]
+    runs = [
+        (x, task, m, s) for x, task in tasks for m in config.measures for s in range(config.seeds)
+    ]
+    records: list[dict] = []
+    bar = tqdm(total=len(runs), desc="gaussian", unit="run", disable=not progress)
+    samples: dict[tuple[float, int], tuple[np.ndarray, ...]] = {}
+    for x, task, name, seed in runs:
+        bar.set_postfix_str(f"{config.grid_name}={x:g} {MEASURE_LABELS[name]} seed={seed}")
+        key = (x, seed)
+        if key not in samples:
+            samples[key] = task.sample(config.n_samples, seed=1000 + seed)
+        start = time.perf_counter()
+        result = estimate(
+            samples[key],
+            name,
+            steps=config.steps,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            seed=seed,
+            progress=False,
+            negatives=config.negatives,
+            sampler=SAMPLERS[config.sampler],
+            **MEASURE_OPTIONS[name],
+        )
+        records.append(
+            _record(x, task, name, seed, result.value, seconds=time.perf_counter() - start)
+        )
+        bar.update()
+    bar.close()
+    if "wasserstein" in config.measures:
+        null = wasserstein_dependency(*independent.sample(config.n_reference, seed=999))
+        for x, task in tasks:
+            rows = task.sample(config.n_reference, seed=999)
+            records.append(_record(x, task, "w1_pot", 0, wasserstein_dependency(*rows)))
+            records.append(_record(x, task, "w1_pot_independent", 0, null))
+            records.append(_record(x, task, "w2_upper", 0, task.w2_dependency))
+    return records
+
+
+def _record(x: float, task: GaussianTask, measure: str, seed: int, value: float, seconds=0.0):
+    return {
+        "x": float(x),
+        "true_tc": task.total_correlation,
+        "measure": measure,
+        "seed": seed,
+        "estimate": float(value),
+        "seconds": round(float(seconds), 3),
+    }
+
+
+def summarize(records: Sequence[dict]) -> list[dict]:
+    """Mean and standard deviation (over seeds) of each measure at each grid point.
+
+    Returns one dict per grid point: ``x``, ``true_tc`` and, for each measure, ``<measure>_mean``
+    and ``<measure>_std`` (population std; 0 for a single seed or a reference).
+    """
+    points: dict[float, dict] = {}
+    for r in records:
+        points.setdefault(r["x"], {"x": r["x"], "true_tc": r["true_tc"], "values": {}})
+        points[r["x"]]["values"].setdefault(r["measure"], []).append(r["estimate"])
+    summary = []
+    for x in sorted(points):
+        row = {"x": x, "true_tc": points[x]["true_tc"]}
+        for name, values in points[x]["values"].items():
+            row[f"{name}_mean"] = float(np.mean(values))
+            row[f"{name}_std"] = float(np.std(values))
+        summary.append(row)
+    return summary
+
+
+def format_table(summary: Sequence[dict], config: GaussianConfig) -> str:
+    """A plain-text table: grid value, truth, each estimate (mean ± std) and the W references."""
+    truth = "true MI" if config.views == 2 else "true TC"
+    columns = [(config.grid_name, 6), (truth, 8)]
+    columns += [(MEASURE_LABELS[m], 13) for m in config.measures]
+    has_w = "wasserstein" in config.measures
+    if has_w:
+        columns += [("W1 POT", 7), ("indep.", 7), ("W2 bound", 8)]
+    lines = ["  ".join(name.rjust(width) for name, width in columns)]
+    for row in summary:
+        cells = [f"{row['x']:6.2f}", f"{row['true_tc']:8.3f}"]
+        cells += [f"{row[f'{m}_mean']:6.3f} ± {row[f'{m}_std']:4.2f}" for m in config.measures]
+        if has_w:
+            cells += [
+                f"{row['w1_pot_mean']:7.3f}",
+                f"{row['w1_pot_independent_mean']:7.3f}",
+                f"{row['w2_upper_mean']:8.3f}",
+            ]
+        lines.append("  ".join(cells))
+    units = "nats (DV, f-KL); W columns in the views' units"
+    return "\n".join([*lines, f"({units}; mean ± std over {config.seeds} seeds)"])
+
+
+def plot_summary(summary: Sequence[dict], config: GaussianConfig, path: str | Path) -> Path:
+    """Plot the estimates (mean ± std) against the grid: the KL measures beside the truth (left),
+    the Wasserstein estimate beside its references (right). Needs matplotlib (``bench`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("plotting needs matplotlib: pip install 'mdmest[bench]'") from err
+    x = np.array([row["x"] for row in summary])
+    has_w = "wasserstein" in config.measures
+    kl_measures = [m for m in config.measures if m != "wasserstein"]
+    fig, axes = plt.subplots(1, 2 if has_w and kl_measures else 1, figsize=(11, 4.2), squeeze=False)
+    axes = list(axes[0])
+    xlabel = r"component-wise correlation $\rho$" if config.views == 2 else "true TC (nats)"
+    if kl_measures:
+        ax = axes.pop(0)
+        truth_label = "true MI" if config.views == 2 else "true TC"
+        ax.plot(x, [row["true_tc"] for row in summary], "k--", label=truth_label)
+        for m in kl_measures:
+            _errorbar(ax, x, summary, m, MEASURE_LABELS[m])
+        ax.set(xlabel=xlabel, ylabel="nats", title=f"KL measures, K={config.views}, d={config.dim}")
+        ax.legend()
+    if has_w:
+        ax = axes.pop(0)
+        _errorbar(ax, x, summary, "wasserstein", "neural W (gradient penalty)")
+        ax.plot(x, [row["w1_pot_mean"] for row in summary], "s-", label="W1, exact OT (POT)")
+        ax.plot(
+            x,
+            [row["w1_pot_independent_mean"] for row in summary],
+            ":",
+            label="exact OT on independent views (bias)",
+        )
+        ax.plot(x, [row["w2_upper_mean"] for row in summary], "k--", label="W2 (closed form) ≥ W1")
+        ax.set(xlabel=xlabel, ylabel="views' units", title="Wasserstein dependency")
+        ax.legend(fontsize=8)
+    fig.suptitle(
+        f"{config.seeds} seeds, {config.steps} steps × batch {config.batch_size}, "
+        f"{config.n_samples} rows, sampler={config.sampler}, negatives={config.negatives}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _errorbar(ax, x: np.ndarray, summary: Sequence[dict], measure: str, label: str) -> None:
+    mean = np.array([row[f"{measure}_mean"] for row in summary])
+    std = np.array([row[f"{measure}_std"] for row in summary])
+    ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
+
+
+def write_results(
+    records: Sequence[dict],
+    summary: Sequence[dict],
+    config: GaussianConfig,
+    out: str | Path,
+    *,
+    seconds: float,
+    plot: bool = True,
+) -> dict[str, Path]:
+    """Write ``records.csv``, ``summary.json`` (config, machine, summary) and ``gaussian.png``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "gaussian" if config.views == 2 else f"gaussian_k{config.views}"
+    paths = {"records": out / f"{stem}_records.csv", "summary": out / f"{stem}_summary.json"}
+    with paths["records"].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    meta = {
+        "config": asdict(config),
+        "seconds": round(seconds, 1),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": _cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "summary": summary,
+    }
+    paths["summary"].write_text(json.dumps(meta, indent=2) + "\n")
+    if plot:
+        paths["figure"] = plot_summary(summary, config, out / f"{stem}.png")
+    return paths
+
+
+def _cpu_count() -> int | None:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mdmest gaussian``."""
+    parser.add_argument("--quick", action="store_true", help="small grid and budget (~2 min)")
+    parser.add_argument("--views", type=int, default=2, help="number of views K (default 2)")
+    parser.add_argument("--dim", type=int, default=None, help="features per view (default 5)")
+    parser.add_argument(
+        "--grid",
+        type=_floats,
+        default=None,
+        help="comma-separated ρ values (K=2) or TC levels in nats (K>=3)",
+    )
+    parser.add_argument(
+        "--measures",
+        default=",".join(MEASURE_LABELS),
+        help=f"comma-separated, among {', '.join(MEASURE_LABELS)}",
+    )
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--n-samples", type=int, default=None)
+    parser.add_argument("--n-reference", type=int, default=None, help="rows for POT's exact W1")
+    parser.add_argument("--sampler", choices=list(SAMPLERS), default=None)
+    parser.add_argument("--negatives", type=int, default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: a small critic gains little from more, and on a "
+        "shared machine extra threads contend)",
+    )
+    parser.add_argument("--out", default="results/gaussian", help="output folder")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def config_from_args(args: argparse.Namespace) -> GaussianConfig:
+    """The configuration of ``--quick`` or the full run, with any option given overriding it."""
+    base = QUICK if args.quick else FULL
+    grid = args.grid
+    if grid is None and args.views != 2:
+        grid = MULTIVIEW_GRID["quick" if args.quick else "full"]
+    overrides = {
+        "views": args.views,
+        "dim": args.dim,
+        "grid": grid,
+        "measures": tuple(m.strip() for m in args.measures.split(",") if m.strip()),
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "n_samples": args.n_samples,
+        "n_reference": args.n_reference,
+        "sampler": args.sampler,
+        "negatives": args.negatives,
+    }
+    values = {**asdict(base), **{k: v for k, v in overrides.items() if v is not None}}
+    return GaussianConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the experiment, print the table and write the results; returns the exit status."""
+    config = config_from_args(args)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    records = run_experiment(config, progress=not args.no_progress)
+    summary = summarize(records)
+    seconds = time.perf_counter() - start
+    paths = write_results(
+        records, summary, config, args.out, seconds=seconds, plot=not args.no_plot
+    )
+    print(format_table(summary, config))
+    print(
+        f"{len(records)} results in {seconds:.0f} s; wrote " + ", ".join(map(str, paths.values()))
+    )
+    return 0
