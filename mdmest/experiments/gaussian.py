@@ -81,6 +81,8 @@ class GaussianConfig:
         Seeds per point (each seed draws new rows and a new critic).
     steps, batch_size, lr : int, int, float
         Critic budget of :func:`mdmest.estimate`, the same for every measure.
+    lr_schedule : str or None
+        Learning-rate schedule of :func:`mdmest.estimate` ("cosine" decays it to 0; ``None``).
     n_samples : int
         Rows drawn per point and seed (20% held out for the reported value).
     n_reference : int
@@ -96,9 +98,10 @@ class GaussianConfig:
     grid: tuple[float, ...] = (0.0, 0.5, 0.9)
     measures: tuple[str, ...] = tuple(MEASURE_LABELS)
     seeds: int = 2
-    steps: int = 400
+    steps: int = 500
     batch_size: int = 256
     lr: float = 2e-3
+    lr_schedule: str | None = "cosine"
     n_samples: int = 10_000
     n_reference: int = 1000
     sampler: str = "shifted"
@@ -172,6 +175,7 @@ def run_experiment(config: GaussianConfig, *, progress: bool = True) -> list[dic
             steps=config.steps,
             batch_size=config.batch_size,
             lr=config.lr,
+            lr_schedule=config.lr_schedule,
             seed=seed,
             progress=False,
             negatives=config.negatives,
@@ -286,7 +290,8 @@ def plot_summary(summary: Sequence[dict], config: GaussianConfig, path: str | Pa
         ax.legend(fontsize=8)
     fig.suptitle(
         f"{config.seeds} seeds, {config.steps} steps × batch {config.batch_size}, "
-        f"{config.n_samples} rows, sampler={config.sampler}, negatives={config.negatives}",
+        f"{config.n_samples} rows, lr {config.lr:g} ({config.lr_schedule or 'constant'}), "
+        f"sampler={config.sampler}, negatives={config.negatives}",
         fontsize=9,
     )
     fig.tight_layout()
@@ -370,6 +375,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument(
+        "--lr-schedule", choices=["cosine", "none"], default=None, help="default cosine"
+    )
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--n-reference", type=int, default=None, help="rows for POT's exact W1")
     parser.add_argument("--sampler", choices=list(SAMPLERS), default=None)
@@ -407,6 +415,8 @@ def config_from_args(args: argparse.Namespace) -> GaussianConfig:
         "negatives": args.negatives,
     }
     values = {**asdict(base), **{k: v for k, v in overrides.items() if v is not None}}
+    if args.lr_schedule is not None:
+        values["lr_schedule"] = None if args.lr_schedule == "none" else args.lr_schedule
     return GaussianConfig(**values)
 
 
