@@ -46,6 +46,7 @@ __all__ = [
     "plot_summary",
     "write_results",
     "add_arguments",
+    "config_from_args",
     "run",
 ]
 
@@ -160,8 +161,11 @@ def run_experiment(config: GaussianConfig, *, progress: bool = True) -> list[dic
     runs = [
         (x, task, m, s) for x, task in tasks for m in config.measures for s in range(config.seeds)
     ]
+    with_w = "wasserstein" in config.measures
     records: list[dict] = []
-    bar = tqdm(total=len(runs), desc="gaussian", unit="run", disable=not progress)
+    # One tick per training run, and per POT reference (one per grid point, one on independent views).
+    total = len(runs) + (len(tasks) + 1 if with_w else 0)
+    bar = tqdm(total=total, desc="gaussian", unit="run", disable=not progress)
     samples: dict[tuple[float, int], tuple[np.ndarray, ...]] = {}
     for x, task, name, seed in runs:
         bar.set_postfix_str(f"{config.grid_name}={x:g} {MEASURE_LABELS[name]} seed={seed}")
@@ -186,18 +190,26 @@ def run_experiment(config: GaussianConfig, *, progress: bool = True) -> list[dic
             _record(x, task, name, seed, result.value, seconds=time.perf_counter() - start)
         )
         bar.update()
-    bar.close()
-    if "wasserstein" in config.measures:
+    if with_w:
+        bar.set_postfix_str(f"exact OT (POT) on {config.n_reference} rows, independent views")
         null = wasserstein_dependency(*independent.sample(config.n_reference, seed=999))
+        bar.update()
         for x, task in tasks:
+            bar.set_postfix_str(
+                f"exact OT (POT) on {config.n_reference} rows, {config.grid_name}={x:g}"
+            )
             rows = task.sample(config.n_reference, seed=999)
             records.append(_record(x, task, "w1_pot", 0, wasserstein_dependency(*rows)))
             records.append(_record(x, task, "w1_pot_independent", 0, null))
             records.append(_record(x, task, "w2_upper", 0, task.w2_dependency))
+            bar.update()
+    bar.close()
     return records
 
 
-def _record(x: float, task: GaussianTask, measure: str, seed: int, value: float, seconds=0.0):
+def _record(
+    x: float, task: GaussianTask, measure: str, seed: int, value: float, seconds: float = 0.0
+) -> dict:
     return {
         "x": float(x),
         "true_tc": task.total_correlation,
