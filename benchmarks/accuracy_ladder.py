@@ -41,13 +41,15 @@ from _floor import floor_estimate  # noqa: E402
 #: Library settings compared on the ladder: options of :func:`mdmest.estimate` (measure "dv" or
 #: "f" with KL). "default" is what ``estimate(views)`` does; "shifted" swaps in the sampler that
 #: never pairs a row with itself; "shifted_neg4" also draws 4 product rows per joint row;
-#: "shifted_cosine" also decays the learning rate to 0 along a half cosine.
+#: "shifted_cosine" also decays the learning rate to 0 along a half cosine; the "nwj_" settings are
+#: the same with the f-divergence (KL) bound.
 SETTINGS: dict[str, dict] = {
     "default": {"measure": "dv"},
     "shifted": {"measure": "dv", "sampler": "shifted"},
     "shifted_neg4": {"measure": "dv", "sampler": "shifted", "negatives": 4},
     "shifted_cosine": {"measure": "dv", "sampler": "shifted", "lr_schedule": "cosine"},
     "nwj_shifted": {"measure": "f", "sampler": "shifted"},
+    "nwj_shifted_cosine": {"measure": "f", "sampler": "shifted", "lr_schedule": "cosine"},
 }
 FLOORS = {"floor_dv": "dv", "floor_nwj": "nwj"}
 FIELDS = ["setting", "views", "dim", "true_tc", "seed", "estimate", "seconds"]
