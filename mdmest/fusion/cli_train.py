@@ -57,7 +57,7 @@ def key_value(text: str) -> tuple[str, Any]:
 
 
 def model_name(text: str) -> str:
-    from mdmest.fusion.trainer import model_names
+    from mdmest.fusion.models import model_names
 
     names = model_names()
     if text not in names:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -29,8 +29,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mdmest._io import atomic_open, atomic_write_text
 from mdmest.fusion.base import MODALITIES, FusionModel
 from mdmest.fusion.data import MultimodalDataset, make_loader
+from mdmest.fusion.models import build_model, default_training, model_names
 
 __all__ = [
     "PENALTIES",
@@ -240,31 +242,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return checkpoint
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then rename it into place.
-
-    A failure (or a kill) while writing leaves the previous file untouched and no temporary behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: str | os.PathLike, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically (a crash leaves the old file intact)."""
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2, allow_nan=True)
-            stream.write("\n")
-
-    _atomic_write(Path(path), write)
+    atomic_write_text(path, json.dumps(payload, indent=2, allow_nan=True) + "\n")
 
 
 def _rng_state() -> dict[str, Any]:
@@ -543,7 +524,8 @@ class Trainer:
     def _save(self, name: str) -> None:
         if self.out_dir is not None:
             state = self.state_dict()
-            _atomic_write(self.out_dir / name, lambda tmp: torch.save(state, tmp))
+            with atomic_open(self.out_dir / name) as stream:
+                torch.save(state, stream)
 
     def _write_metrics(self) -> None:
         if self.out_dir is None:
@@ -823,21 +805,19 @@ def write_scores_csv(predictions: Predictions, path: str | os.PathLike) -> None:
         raise ValueError("no critic scores: the model was trained without a dependency penalty")
     order = np.argsort(-predictions.scores, kind="stable")
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["id", "label", "prediction", "critic_score"])
-            for index in order:
-                writer.writerow(
-                    [
-                        predictions.ids[index],
-                        f"{predictions.labels[index]:.4f}",
-                        f"{predictions.predictions[index]:.4f}",
-                        f"{predictions.scores[index]:.6g}",
-                    ]
-                )
-
-    _atomic_write(Path(path), write)
+    stream = io.StringIO(newline="")
+    writer = csv.writer(stream)
+    writer.writerow(["id", "label", "prediction", "critic_score"])
+    for index in order:
+        writer.writerow(
+            [
+                predictions.ids[index],
+                f"{predictions.labels[index]:.4f}",
+                f"{predictions.predictions[index]:.4f}",
+                f"{predictions.scores[index]:.6g}",
+            ]
+        )
+    atomic_write_text(path, stream.getvalue())
 
 
 def train(
@@ -856,63 +836,6 @@ def train(
     trainer = Trainer(model, dataset, config, **trainer_options)
     trainer.fit(resume=resume)
     return trainer
-
-
-# ----------------------------------------------------------- adapters to the neighbouring modules
-# The MAG models live in mdmest.fusion.mag, which imports transformers, so they are looked up only
-# when named.
-_MAG_BUILDERS = {"mag_bert": "build_mag_bert", "mag_xlnet": "build_mag_xlnet"}
-
-
-def model_names() -> list[str]:
-    """Names accepted by :func:`build_model`: the recurrent models and MAG-BERT / MAG-XLNet."""
-    from mdmest.fusion.models import MODEL_REGISTRY
-
-    return sorted(set(MODEL_REGISTRY) | set(_MAG_BUILDERS))
-
-
-def build_model(
-    name: str,
-    text_dim: int | None,
-    audio_dim: int,
-    video_dim: int,
-    dataset: str = "mosi",
-    **overrides: Any,
-) -> FusionModel:
-    """Build a fusion model by name, as :func:`mdmest.fusion.models.build_model` does, MAG included.
-
-    MAG-BERT and MAG-XLNet read words, so their ``text_dim`` is ignored (may be None); they take
-    ``backbone=PATH`` among ``overrides``.
-
-    Raises
-    ------
-    ValueError
-        On an unknown name (the message lists the valid ones).
-    """
-    from mdmest.fusion import models
-
-    if name in models.MODEL_REGISTRY:
-        return models.build_model(name, text_dim, audio_dim, video_dim, dataset, **overrides)
-    if name in _MAG_BUILDERS:
-        from mdmest.fusion import mag
-
-        builder = getattr(mag, _MAG_BUILDERS[name])
-        return builder(text_dim, audio_dim, video_dim, dataset, **overrides)
-    raise ValueError(f"unknown model {name!r}; valid names: {model_names()}")
-
-
-def default_training(name: str, dataset: str = "mosi") -> dict[str, Any]:
-    """The published optimiser settings of model ``name`` on ``dataset`` (batch size, lr, ...)."""
-    from mdmest.fusion import models
-
-    if name in _MAG_BUILDERS:
-        from mdmest.fusion import mag
-
-        presets = mag.DEFAULT_TRAINING
-    else:
-        builder = models.MODEL_REGISTRY[name]
-        presets = getattr(getattr(builder, "__self__", None), "DEFAULT_TRAINING", {})
-    return dict(presets.get(dataset, {}))
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,7 +152,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(dataset, tmp_path, mon
     before = (tmp_path / "last.pt").read_bytes()
 
     def failing_save(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"partial")  # a half-written file, then the crash
+        f.write(b"partial")  # a half-written file, then the crash
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", failing_save)

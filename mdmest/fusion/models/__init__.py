@@ -1,5 +1,7 @@
-"""The paper's recurrent fusion models (EF-LSTM, TFN, LMF, MFN) and a registry of builders.
+"""The paper's fusion models and one registry of builders for all of them.
 
+EF-LSTM, TFN, LMF and MFN live here; MAG-BERT and MAG-XLNet live in :mod:`mdmest.fusion.mag` (which
+imports transformers) and are registered here lazily, so naming them is the only way to import it.
 Every model takes ``(text_dim, audio_dim, video_dim)`` and MMSA 2.2.1's CMU-MOSI hyperparameters as
 defaults; ``build_model(name, ..., dataset="mosei")`` applies the CMU-MOSEI preset.
 """
@@ -16,15 +18,53 @@ from mdmest.fusion.models.lmf import LMF
 from mdmest.fusion.models.mfn import MFN
 from mdmest.fusion.models.tfn import TFN
 
+_RECURRENT: dict[str, type[PresetFusionModel]] = {
+    "ef_lstm": EFLSTM,
+    "tfn": TFN,
+    "lmf": LMF,
+    "mfn": MFN,
+}
+
+
+def _mag_builder(name: str) -> Callable[..., FusionModel]:
+    def build(text_dim, audio_dim, video_dim, dataset="mosi", **overrides):
+        from mdmest.fusion import mag
+
+        return getattr(mag, name)(text_dim, audio_dim, video_dim, dataset, **overrides)
+
+    build.__name__ = name
+    return build
+
+
 #: Model name → builder, called as
 #: ``builder(text_dim, audio_dim, video_dim, dataset=..., **overrides)``.
-#: Other model families register themselves here (e.g. the MAG models).
 MODEL_REGISTRY: dict[str, Callable[..., FusionModel]] = {
-    "ef_lstm": EFLSTM.from_preset,
-    "tfn": TFN.from_preset,
-    "lmf": LMF.from_preset,
-    "mfn": MFN.from_preset,
+    **{name: cls.from_preset for name, cls in _RECURRENT.items()},
+    "mag_bert": _mag_builder("build_mag_bert"),
+    "mag_xlnet": _mag_builder("build_mag_xlnet"),
 }
+
+
+def model_names() -> list[str]:
+    """Names accepted by :func:`build_model`."""
+    return sorted(MODEL_REGISTRY)
+
+
+def default_training(name: str, dataset: str = "mosi") -> dict[str, Any]:
+    """The published training settings of model ``name`` on ``dataset`` (batch size, lr, ...)."""
+    _check_name(name)
+    if name in _RECURRENT:
+        presets = _RECURRENT[name].DEFAULT_TRAINING
+    else:
+        from mdmest.fusion import mag
+
+        presets = mag.DEFAULT_TRAINING
+    return dict(presets.get(dataset, {}))
+
+
+def _check_name(name: str) -> None:
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid names: {model_names()}")
 
 
 def build_model(
@@ -54,8 +94,7 @@ def build_model(
     >>> model.representation_dims
     (64, 16, 128)
     """
-    if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid names: {sorted(MODEL_REGISTRY)}")
+    _check_name(name)
     return MODEL_REGISTRY[name](text_dim, audio_dim, video_dim, dataset=dataset, **overrides)
 
 
@@ -67,4 +106,6 @@ __all__ = [
     "TFN",
     "PresetFusionModel",
     "build_model",
+    "default_training",
+    "model_names",
 ]
