@@ -5,13 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install
+.PHONY: demo test lint docs install
 
 $(BIN)/mdmest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The CPU wheel first, so that no dependency pulls a multi-gigabyte CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[fusion,bench,dev]"
+	$(BIN)/pip install --quiet -e ".[fusion,bench,dev,docs]"
 	touch $@
 
 install: $(BIN)/mdmest
@@ -24,3 +24,6 @@ test: install
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
