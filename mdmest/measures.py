@@ -89,15 +89,16 @@ class DependencyMeasure(nn.Module):
         """The bound's value from critic outputs on joint and product rows."""
         raise NotImplementedError
 
-    def loss(
+    def objective(
         self,
         t_joint: torch.Tensor,
         t_product: torch.Tensor,
         joint: torch.Tensor,
         product: torch.Tensor,
-    ) -> torch.Tensor:
-        """The quantity to minimise; by default the negated bound."""
-        return -self.bound(t_joint, t_product)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, bound); by default the loss is the negated bound."""
+        bound = self.bound(t_joint, t_product)
+        return -bound, bound
 
     # -- shared machinery ------------------------------------------------------------------------
     def prepare(self, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -131,9 +132,10 @@ class DependencyMeasure(nn.Module):
     def forward(self, *views: torch.Tensor) -> torch.Tensor:
         """The loss to minimise: the negated bound (plus penalties) on these views."""
         t_joint, t_product, joint, product = self._joint_and_product(views)
-        # The bound itself (without penalties), kept for logging at no extra critic cost.
-        self.last_bound = self.bound(t_joint.detach(), t_product.detach())
-        return self.loss(t_joint, t_product, joint, product)
+        loss, bound = self.objective(t_joint, t_product, joint, product)
+        # The bound itself (without penalties), kept for logging at no extra cost.
+        self.last_bound = bound.detach()
+        return loss
 
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
@@ -210,15 +212,17 @@ class TotalCorrelation(DependencyMeasure):
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.dv_bound(t_joint, t_product)
 
-    def loss(self, t_joint, t_product, joint, product) -> torch.Tensor:
+    def objective(self, t_joint, t_product, joint, product):
         log_mean_exp = Fn.log_mean_exp(t_product)
+        joint_mean = t_joint.mean()
+        bound = joint_mean - log_mean_exp
         if self.ema_decay is None or not self.training or not torch.is_grad_enabled():
-            return log_mean_exp - t_joint.mean()
+            return -bound, bound
         self._update_running_average(log_mean_exp.detach())
         # exp(lme - m) has value 1 at m = lme and gradient E_q[e^T ∇T] / e^m: MINE's corrected
         # gradient. Its value is taken out again, so the loss still equals −DV.
         surrogate = torch.exp(log_mean_exp - self.running_log_mean_exp)
-        return log_mean_exp.detach() + surrogate - surrogate.detach() - t_joint.mean()
+        return log_mean_exp.detach() + surrogate - surrogate.detach() - joint_mean, bound
 
     def _update_running_average(self, batch_value: torch.Tensor) -> None:
         """m ← decay·m + (1 − decay)·mean_batch(e^T), in the log domain; the first batch starts m.
@@ -343,12 +347,13 @@ class WassersteinDependency(DependencyMeasure):
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.wasserstein_bound(t_joint, t_product)
 
-    def loss(self, t_joint, t_product, joint, product) -> torch.Tensor:
-        loss = -self.bound(t_joint, t_product)
+    def objective(self, t_joint, t_product, joint, product):
+        bound = self.bound(t_joint, t_product)
+        loss = -bound
         if self.lipschitz == "gradient_penalty" and self.penalty_weight and torch.is_grad_enabled():
             penalty = Fn.gradient_penalty(self.critic_scores, joint, product, self.generator)
             loss = loss + self.penalty_weight * penalty
-        return loss
+        return loss, bound
 
     def extra_repr(self) -> str:
         return (
