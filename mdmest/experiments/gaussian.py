@@ -383,17 +383,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(MEASURE_LABELS),
         help=f"comma-separated, among {', '.join(MEASURE_LABELS)}",
     )
-    parser.add_argument("--seeds", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per point (quick 2, full 3)")
+    parser.add_argument("--steps", type=int, default=None, help="Adam steps (quick 500, full 1000)")
+    parser.add_argument("--batch-size", type=int, default=None, help="rows per step (256)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (2e-3)")
     parser.add_argument(
         "--lr-schedule", choices=["cosine", "none"], default=None, help="default cosine"
     )
-    parser.add_argument("--n-samples", type=int, default=None)
+    parser.add_argument(
+        "--n-samples", type=int, default=None, help="rows per point and seed (quick 10k, full 20k)"
+    )
     parser.add_argument("--n-reference", type=int, default=None, help="rows for POT's exact W1")
-    parser.add_argument("--sampler", choices=list(SAMPLERS), default=None)
-    parser.add_argument("--negatives", type=int, default=None)
+    parser.add_argument(
+        "--sampler", choices=list(SAMPLERS), default=None, help="negative sampler (shifted)"
+    )
+    parser.add_argument(
+        "--negatives", type=int, default=None, help="product rows per joint row (1)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -402,7 +408,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "shared machine extra threads contend)",
     )
     parser.add_argument("--out", default="results/gaussian", help="output folder")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (needs no matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
