@@ -1,0 +1,90 @@
+"""Estimators trained with default settings against closed forms (the library's main promise)."""
+
+import numpy as np
+import pytest
+import torch
+
+import mdmest
+from mdmest.reference import wasserstein_dependency
+from mdmest.tasks import correlated_pair, gaussian_task_with_tc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def three_views():
+    return gaussian_task_with_tc(1.0, (4, 4, 4)).sample(20000, seed=1)
+
+
+@pytest.mark.parametrize("measure", ["dv", "f"])
+def test_three_view_tc_of_one_nat(three_views, measure):
+    result = mdmest.estimate(three_views, measure, progress=False)
+    assert result.value == pytest.approx(1.0, abs=0.1)
+    assert result.history.shape == (2000,)
+
+
+@pytest.mark.parametrize("measure", ["dv", "f"])
+def test_independent_views_give_zero(measure):
+    views = gaussian_task_with_tc(0.0, (4, 4)).sample(20000, seed=2)
+    assert mdmest.estimate(views, measure, progress=False).value == pytest.approx(0.0, abs=0.05)
+
+
+@pytest.mark.parametrize("measure", ["dv", "f"])
+@pytest.mark.parametrize("rho", [0.4, 0.6, 0.75])
+def test_correlated_pairs_within_ten_percent(measure, rho):
+    task = correlated_pair(rho, 5)  # true MI 0.44, 1.12, 2.09 nats
+    result = mdmest.estimate(task.sample(20000, seed=3), measure, progress=False)
+    assert result.value == pytest.approx(task.mutual_information, rel=0.10)
+
+
+@pytest.fixture(scope="module")
+def pair_w1():
+    x, y = correlated_pair(0.8, 1).sample(5000, seed=4)
+    return (x, y), wasserstein_dependency(x[:4000], y[:4000])
+
+
+def test_wasserstein_gradient_penalty_against_exact_ot(pair_w1):
+    views, reference = pair_w1
+    result = mdmest.estimate(views, "wasserstein", progress=False)
+    assert result.value == pytest.approx(reference, rel=0.10)
+
+
+def test_wasserstein_spectral_norm_against_exact_ot(pair_w1):
+    views, reference = pair_w1
+    result = mdmest.estimate(views, "wasserstein", lipschitz="spectral_norm", progress=False)
+    assert result.value == pytest.approx(reference, rel=0.25)
+
+
+def test_reordering_views_with_dims_leaves_the_estimate_unchanged(three_views):
+    a, b, c = three_views
+    forward = mdmest.estimate([a, b[:, :2], c], "dv", steps=1000, progress=False).value
+    backward = mdmest.estimate([c, b[:, :2], a], "dv", steps=1000, progress=False).value
+    assert forward == pytest.approx(backward, abs=0.06)
+
+
+def test_seed_makes_estimate_deterministic(three_views):
+    views = [v[:3000] for v in three_views]
+    runs = [mdmest.estimate(views, "dv", steps=100, seed=5, progress=False) for _ in range(2)]
+    assert runs[0].value == runs[1].value
+    np.testing.assert_array_equal(runs[0].history, runs[1].history)
+    other = mdmest.estimate(views, "dv", steps=100, seed=6, progress=False)
+    assert other.value != runs[0].value
+
+
+def test_torch_input_and_a_measure_instance():
+    views = [torch.as_tensor(v) for v in gaussian_task_with_tc(0.5, (2, 2)).sample(2000)]
+    measure = mdmest.FTotalCorrelation((2, 2), divergence="js")
+    result = mdmest.estimate(views, measure, steps=20, progress=False)
+    assert result.measure is measure
+    with pytest.raises(TypeError, match=r"options \['divergence'\] apply only"):
+        mdmest.estimate(views, measure, steps=20, divergence="kl", progress=False)
+
+
+def test_estimate_rejects_bad_arguments():
+    views = gaussian_task_with_tc(0.5, (2, 2)).sample(100)
+    with pytest.raises(ValueError, match="test_fraction must lie in"):
+        mdmest.estimate(views, test_fraction=1.0, progress=False)
+    with pytest.raises(TypeError, match="sequence of K arrays"):
+        mdmest.estimate(np.zeros((10, 2)), progress=False)
+    with pytest.raises(TypeError, match="view 1 must have a floating dtype"):
+        mdmest.estimate([np.zeros((10, 2), dtype=int), views[1][:10]], progress=False)
