@@ -32,7 +32,7 @@ def time_steps(step, n: int) -> list[float]:
     return times
 
 
-def bench_step(batch: int, dims: list[int], steps: int, blocks: int) -> dict:
+def bench_step(batch: int, dims: list[int], steps: int) -> dict:
     torch.manual_seed(0)
     views = [torch.randn(batch, d) for d in dims]
     floor = floor_critic(sum(dims))
@@ -48,14 +48,14 @@ def bench_step(batch: int, dims: list[int], steps: int, blocks: int) -> dict:
             loss.backward()
             opt.step()
 
-        lib_times, floor_times = [], []
-        for _ in range(5):  # warm-up
+        for _ in range(10):  # warm-up
             library_step()
             floor_step(floor, floor_opt, views)
-        # interleave blocks so drifts in machine load hit both sides alike
-        for _ in range(blocks):
-            lib_times += time_steps(library_step, steps // blocks)
-            floor_times += time_steps(lambda: floor_step(floor, floor_opt, views), steps // blocks)
+        # alternate step by step so drifts in machine load hit both sides alike
+        lib_times, floor_times = [], []
+        for _ in range(steps):
+            lib_times += time_steps(library_step, 1)
+            floor_times += time_steps(lambda: floor_step(floor, floor_opt, views), 1)
         lib, flo = statistics.median(lib_times), statistics.median(floor_times)
         results[label] = {"library_ms": lib * 1e3, "floor_ms": flo * 1e3, "ratio": lib / flo}
     return results
@@ -106,7 +106,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     dims = [64, 64, 64]
-    step = bench_step(args.batch, dims, args.steps, blocks=6)
+    step = bench_step(args.batch, dims, args.steps)
     est = bench_estimate(20000, dims, args.estimate_steps, args.batch)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, dims {dims}"
