@@ -16,7 +16,7 @@ from torch import nn
 from mdmest import functional as Fn
 from mdmest._validation import check_choice, check_dims, check_views
 from mdmest.critics import MLPCritic, apply_spectral_norm
-from mdmest.sampling import product_indices
+from mdmest.sampling import SAMPLERS, product_indices
 
 __all__ = [
     "DependencyMeasure",
@@ -47,10 +47,12 @@ class DependencyMeasure(nn.Module):
         layers of 256.
     negatives : int
         Product-of-marginals rows per joint row (more lowers variance, costs linearly).
-    sampler : callable, optional
+    sampler : str or callable, optional
+        How product rows are drawn: "shuffle" (default, :func:`mdmest.sampling.product_indices`,
+        independent per-view shuffles), "shifted" (:func:`mdmest.sampling.shifted_product_indices`,
+        shuffles that never reuse a joint row in two views; better at large dependency), or any
         ``sampler(batch_size, num_views, negatives, generator=..., device=...)`` returning a (K, N)
-        int64 index of product rows; default :func:`mdmest.sampling.product_indices` (per-view
-        shuffles). Swap it for another way of drawing negatives (e.g. across processes).
+        int64 index of product rows (e.g. one that draws across processes).
     names : sequence of str, optional
         Names of the views, used in error messages (e.g. ``("z_text", "z_audio", "z_video")``).
     check_finite : bool
@@ -63,7 +65,7 @@ class DependencyMeasure(nn.Module):
         *,
         critic: nn.Module | None = None,
         negatives: int = 1,
-        sampler: Sampler | None = None,
+        sampler: str | Sampler | None = None,
         names: Sequence[str] | None = None,
         check_finite: bool = True,
     ) -> None:
@@ -75,6 +77,8 @@ class DependencyMeasure(nn.Module):
             raise ValueError(f"names has {len(names)} entries, dims has {len(self.dims)}")
         self.negatives = int(negatives)
         self.critic = critic if critic is not None else self.default_critic(sum(self.dims))
+        if isinstance(sampler, str):
+            sampler = SAMPLERS[check_choice("sampler", sampler, tuple(SAMPLERS))]
         self.sampler = sampler if sampler is not None else product_indices
         self.names = tuple(names) if names is not None else None
         self.check_finite = check_finite

@@ -210,3 +210,21 @@ def test_bad_options_list_the_valid_values():
         make_measure("dv", (2, 2), lipschitz="spectral_norm")
     with pytest.raises(ValueError, match="valid values are 'relu'"):
         MLPCritic(4, activation="swishy")
+
+
+def test_sampler_by_name_or_callable():
+    from mdmest.sampling import shifted_product_indices
+
+    assert TotalCorrelation(DIMS, sampler="shifted").sampler is shifted_product_indices
+    calls = []
+
+    def recording_sampler(batch_size, num_views, negatives, generator=None, device=None):
+        calls.append((batch_size, num_views, negatives))
+        return shifted_product_indices(batch_size, num_views, negatives, generator=generator)
+
+    TotalCorrelation(DIMS, sampler=recording_sampler, negatives=2)(*views())
+    assert calls == [(16, 3, 2)]
+    with pytest.raises(
+        ValueError, match="unknown sampler 'ring'; valid values are 'shuffle', 'shifted'"
+    ):
+        TotalCorrelation(DIMS, sampler="ring")
