@@ -24,6 +24,8 @@ __all__ = [
     "f_conjugate",
     "wasserstein_bound",
     "gradient_penalty",
+    "interpolate",
+    "lipschitz_constant",
 ]
 
 _LOG2 = math.log(2.0)
@@ -116,6 +118,34 @@ def wasserstein_bound(t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.T
     return t_joint.mean() - t_product.mean()
 
 
+def interpolate(
+    joint: torch.Tensor, product: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random points ε·x_p + (1 − ε)·x_q, ε ~ U(0, 1) per row, between joint and product rows.
+
+    ``product`` (N, D) may hold several negatives per joint row (N a multiple of B): joint rows are
+    repeated to pair with them.
+    """
+    if product.shape[0] % joint.shape[0]:
+        raise ValueError(
+            f"product rows ({product.shape[0]}) must be a multiple of joint rows ({joint.shape[0]})"
+        )
+    joint = joint.repeat(product.shape[0] // joint.shape[0], 1)
+    eps = torch.rand(joint.shape[0], 1, generator=generator, device=joint.device, dtype=joint.dtype)
+    return eps * joint + (1.0 - eps) * product
+
+
+def lipschitz_constant(
+    critic: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor
+) -> torch.Tensor:
+    """The largest gradient norm ‖∇T(x)‖₂ of the critic over ``points`` (N, D): an empirical
+    estimate of its Lipschitz constant, from below."""
+    points = points.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(critic(points).sum(), points)
+    return grad.norm(2, dim=1).max()
+
+
 def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
     joint: torch.Tensor,
@@ -131,13 +161,7 @@ def gradient_penalty(
     row): joint rows are repeated to pair with them. The graph is kept so the penalty can be
     back-propagated into the critic.
     """
-    if product.shape[0] % joint.shape[0]:
-        raise ValueError(
-            f"product rows ({product.shape[0]}) must be a multiple of joint rows ({joint.shape[0]})"
-        )
-    joint = joint.repeat(product.shape[0] // joint.shape[0], 1)
-    eps = torch.rand(joint.shape[0], 1, generator=generator, device=joint.device, dtype=joint.dtype)
-    mixed = (eps * joint + (1.0 - eps) * product).detach().requires_grad_(True)
+    mixed = interpolate(joint, product, generator).detach().requires_grad_(True)
     out = critic(mixed)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
     return (grad.norm(2, dim=1) - 1.0).pow(2).mean()

@@ -228,3 +228,21 @@ def test_sampler_by_name_or_callable():
         ValueError, match="unknown sampler 'ring'; valid values are 'shuffle', 'shifted'"
     ):
         TotalCorrelation(DIMS, sampler="ring")
+
+
+def test_gradient_penalty_estimate_is_corrected_to_a_one_lipschitz_critic():
+    critic = nn.Linear(2, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[3.0, 4.0]]))  # slope 5 everywhere
+    xs = views(64, (1, 1))
+    corrected = WassersteinDependency([1, 1], critic=critic)
+    raw = WassersteinDependency([1, 1], critic=critic, lipschitz_correction=False)
+    corrected.generator = torch.Generator().manual_seed(0)
+    raw.generator = torch.Generator().manual_seed(0)
+    assert corrected.estimate(*xs).item() == pytest.approx(raw.estimate(*xs).item() / 5, rel=1e-5)
+    # a critic already below slope 1 is left alone
+    with torch.no_grad():
+        critic.weight.mul_(0.1)
+    corrected.generator = torch.Generator().manual_seed(0)
+    raw.generator = torch.Generator().manual_seed(0)
+    assert corrected.estimate(*xs).item() == pytest.approx(raw.estimate(*xs).item(), rel=1e-6)
