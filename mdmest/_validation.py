@@ -61,5 +61,17 @@ def check_views(
             raise ValueError(f"{label} has {view.shape[0]} rows, view 1 has {batch}")
         elif view.device != device:
             raise ValueError(f"{label} is on {view.device}, view 1 is on {device}")
-        if check_finite and not bool(torch.isfinite(view).all()):
-            raise ValueError(f"{label} contains NaN or Inf values")
+    if check_finite:
+        _check_finite(views, names)
+
+
+def _check_finite(views: Sequence[torch.Tensor], names: Sequence[str] | None) -> None:
+    # A NaN or Inf anywhere makes a view's sum non-finite: one reduction per view and a single
+    # synchronisation screen them all; only a failed screen pays for the exact per-view check
+    # (which also clears sums that merely overflowed).
+    sums = torch.stack([v.detach().sum(dtype=torch.float32) for v in views])
+    if bool(torch.isfinite(sums).all()):
+        return
+    for i, view in enumerate(views):
+        if not bool(torch.isfinite(view).all()):
+            raise ValueError(f"{_label(i, names)} contains NaN or Inf values")

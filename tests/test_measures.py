@@ -246,3 +246,22 @@ def test_gradient_penalty_estimate_is_corrected_to_a_one_lipschitz_critic():
     corrected.generator = torch.Generator().manual_seed(0)
     raw.generator = torch.Generator().manual_seed(0)
     assert corrected.estimate(*xs).item() == pytest.approx(raw.estimate(*xs).item(), rel=1e-6)
+
+
+def test_huge_but_finite_values_are_not_mistaken_for_inf():
+    from mdmest._validation import check_views
+
+    huge = torch.full((8, 2), 3e38)  # finite, but its sum overflows float32
+    check_views([huge, torch.zeros(8, 2)], (2, 2))  # no error
+    huge[5, 1] = float("inf")
+    with pytest.raises(ValueError, match="view 1 contains NaN or Inf"):
+        check_views([huge, torch.zeros(8, 2)], (2, 2))
+
+
+def test_cpu_and_accelerator_paths_of_the_sampler_give_permutations():
+    from mdmest.sampling import product_indices
+
+    index = product_indices(64, 4, negatives=3, generator=torch.Generator().manual_seed(0))
+    for row in index[1:]:
+        for j in range(3):
+            assert sorted(row[j * 64 : (j + 1) * 64].tolist()) == list(range(64))
