@@ -33,11 +33,12 @@ def time_steps(step, n: int) -> list[float]:
 
 
 def bench_step(batch: int, dims: list[int], steps: int) -> dict:
+    """Median time of one training step: the floor and two library variants, round-robin."""
     torch.manual_seed(0)
     views = [torch.randn(batch, d) for d in dims]
     floor = floor_critic(sum(dims))
     floor_opt = torch.optim.Adam(floor.parameters(), 1e-3)
-    results = {}
+    variants = {"floor": lambda: floor_step(floor, floor_opt, views)}
     for label, kwargs in {"dv": {}, "dv_no_ema": {"ema_decay": None}}.items():
         measure = mdmest.TotalCorrelation(dims, critic=MLPCritic(sum(dims)), **kwargs)
         opt = torch.optim.Adam(measure.parameters(), 1e-3)
@@ -48,17 +49,24 @@ def bench_step(batch: int, dims: list[int], steps: int) -> dict:
             loss.backward()
             opt.step()
 
-        for _ in range(10):  # warm-up
-            library_step()
-            floor_step(floor, floor_opt, views)
-        # alternate step by step so drifts in machine load hit both sides alike
-        lib_times, floor_times = [], []
-        for _ in range(steps):
-            lib_times += time_steps(library_step, 1)
-            floor_times += time_steps(lambda: floor_step(floor, floor_opt, views), 1)
-        lib, flo = statistics.median(lib_times), statistics.median(floor_times)
-        results[label] = {"library_ms": lib * 1e3, "floor_ms": flo * 1e3, "ratio": lib / flo}
-    return results
+        variants[label] = library_step
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(20):  # warm-up
+        for step in variants.values():
+            step()
+    # one step of each in turn, so drifts in machine load hit all of them alike
+    for _ in range(steps):
+        for label, step in variants.items():
+            times[label] += time_steps(step, 1)
+    floor_median = statistics.median(times.pop("floor"))
+    return {
+        label: {
+            "library_ms": statistics.median(t) * 1e3,
+            "floor_ms": floor_median * 1e3,
+            "ratio": statistics.median(t) / floor_median,
+        }
+        for label, t in times.items()
+    }
 
 
 def bench_estimate(n: int, dims: list[int], steps: int, batch: int) -> dict:

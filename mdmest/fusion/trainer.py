@@ -713,31 +713,44 @@ class Trainer:
         task_loss = self._task_loss(output.prediction, batch["label"])
         loss = task_loss
         penalty_value = 0.0
+        weight = self.config.penalty_weight
+        critic_grads = None
         if self.measure is not None:
             penalty = self.measure(*output.representations)
-            if self.critic_optimizer is not None:
-                # The critic minimises measure(...) itself (tightens the bound), whatever weight
-                # the encoders give the penalty.
+            loss = task_loss + weight * penalty
+            penalty_value = penalty.item()
+            if self.critic_optimizer is not None and weight <= 0:
+                # The critic minimises measure(...) itself (tightens the bound) even when the
+                # encoders give the penalty no weight: then it needs its own backward pass.
                 critic_grads = torch.autograd.grad(
                     penalty, self._critic_params, retain_graph=True, allow_unused=True
                 )
-            loss = task_loss + self.config.penalty_weight * penalty
-            penalty_value = penalty.item()
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.global_step + 1} (task {task_loss.item()}, penalty "
                 f"{penalty_value}); lower the learning rate or the penalty weight"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=self._model_params)
+        joint_critic_step = self.critic_optimizer is not None and critic_grads is None
+        if joint_critic_step:
+            # One backward pass for both: the critic's gradient of task + w·measure is w times
+            # the gradient of measure, which the critic minimises.
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            loss.backward(inputs=self._model_params + self._critic_params)
+            for parameter in self._critic_params:
+                if parameter.grad is not None:
+                    parameter.grad.div_(weight)
+        else:
+            loss.backward(inputs=self._model_params)
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self._model_params, self.config.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        if self.critic_optimizer is not None:
+        if critic_grads is not None:
             for parameter, grad in zip(self._critic_params, critic_grads):
                 parameter.grad = grad
+        if self.critic_optimizer is not None:
             self.critic_optimizer.step()
         self.global_step += 1
         return {"train_loss": loss.item(), "task_loss": task_loss.item(), "penalty": penalty_value}
