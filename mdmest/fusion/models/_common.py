@@ -131,8 +131,13 @@ def lstm_last_state(lstm: nn.LSTM, features: torch.Tensor, lengths: torch.Tensor
     torch.Tensor
         Shape (B, hidden_size).
     """
-    packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    _, (last_hidden, _) = lstm(packed)
+    lengths = lengths.cpu()
+    if bool((lengths == features.shape[1]).all()):
+        # No padding: packing would only add a sort and two gathers.
+        _, (last_hidden, _) = lstm(features)
+    else:
+        packed = pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
+        _, (last_hidden, _) = lstm(packed)
     return last_hidden[-1]
 
 

@@ -115,9 +115,14 @@ class EFLSTM(PresetFusionModel):
         """Predict (B,) and return z_text, z_audio, z_video of shape (B, hidden_dim)."""
         features, lengths = aligned_inputs(batch, self.input_dims, "EFLSTM")
         fused = torch.cat(features, dim=-1)
-        valid = sequence_mask(lengths, fused.shape[1]).unsqueeze(-1)
-        # Normalise the valid steps only: padding shifts neither the statistics nor the output.
-        normed = torch.zeros_like(fused).masked_scatter(valid, self.norm(fused[valid.squeeze(-1)]))
+        valid = sequence_mask(lengths, fused.shape[1])
+        if bool(valid.all()):
+            normed = self.norm(fused.flatten(0, 1)).view_as(fused)
+        else:
+            # Normalise the valid steps only: padding shifts neither the statistics nor the output.
+            normed = torch.zeros_like(fused).masked_scatter(
+                valid.unsqueeze(-1), self.norm(fused[valid])
+            )
 
         last = lstm_last_state(self.lstm, normed, lengths)
         head = F.relu(self.hidden(self.dropout(last)))
