@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from mdmest.cli import main
 
@@ -18,14 +17,6 @@ TINY_DATA = [
     "--data-option", "text_dim=12", "--data-option", "length_range=[3, 6]",
 ]  # fmt: skip
 TINY_MODEL = ["--model-option", "hidden_dim=8", "--model-option", "num_layers=1"]
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train_args(out: Path, *extra: str, data: str = "synthetic:mosi") -> list[str]:

@@ -20,15 +20,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """The models here are tiny: one thread avoids oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_batch(batch_size: int = 16, steps: int = 9, seed: int = 0, aligned: bool = True) -> dict:
     """Random right-padded batch; padding holds garbage and the label depends on the inputs."""
     generator = torch.Generator().manual_seed(seed)

@@ -30,14 +30,6 @@ from mdmest.fusion.trainer import (
 TINY_MODEL = {"hidden_dim": 8, "num_layers": 1}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def dataset():
     return load_dataset(
