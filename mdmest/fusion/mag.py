@@ -244,6 +244,7 @@ class _MAGTransformer(FusionModel):
                 f"{type(self).__name__} needs a {self.backbone_class.__name__}, "
                 f"got {type(backbone).__name__}"
             )
+        self._check_backbone(backbone)
         for token in ("cls_token_id", "sep_token_id", "pad_token_id"):
             if getattr(tokenizer, token, None) is None:
                 raise ValueError(f"the tokenizer has no {token}; MAG needs [CLS], [SEP] and [PAD]")
@@ -341,6 +342,9 @@ class _MAGTransformer(FusionModel):
                 f"{config.vocab_size}"
             )
         return cls(cls.backbone_class(config), tokenizer, visual_dim, acoustic_dim, **kwargs)
+
+    def _check_backbone(self, backbone: PreTrainedModel) -> None:
+        """Model-specific checks of the backbone (none by default)."""
 
     @staticmethod
     def _layers(backbone: PreTrainedModel) -> nn.ModuleList:
@@ -509,30 +513,11 @@ class MAGBert(_MAGTransformer):
     hidden_argument = "hidden_states"
     sequence_first = False
 
-    def __init__(
-        self,
-        backbone: BertModel,
-        tokenizer: Any,
-        visual_dim: int = 47,
-        acoustic_dim: int = 74,
-        *,
-        beta_shift: float = 1.0,
-        dropout: float = 0.5,
-        max_length: int = 50,
-    ) -> None:
-        if isinstance(backbone, BertModel) and backbone.pooler is None:
+    def _check_backbone(self, backbone: PreTrainedModel) -> None:
+        if backbone.pooler is None:
             raise ValueError(
                 "MAGBert needs a BertModel with its pooling layer (add_pooling_layer=True)"
             )
-        super().__init__(
-            backbone,
-            tokenizer,
-            visual_dim,
-            acoustic_dim,
-            beta_shift=beta_shift,
-            dropout=dropout,
-            max_length=max_length,
-        )
 
     @classmethod
     def from_pretrained(
