@@ -7,6 +7,17 @@ import torch
 __all__ = ["product_of_marginals", "product_indices", "shifted_product_indices", "SAMPLERS"]
 
 
+def _sampling_device(
+    negatives: int, generator: torch.Generator | None, device: torch.device | str | None
+) -> torch.device:
+    """Check ``negatives`` and pick the device: the one asked for, else the generator's, else CPU."""
+    if negatives < 1:
+        raise ValueError(f"negatives must be >= 1, got {negatives}")
+    if device is None and generator is not None:
+        return generator.device
+    return torch.device(device or "cpu")
+
+
 def product_indices(
     batch_size: int,
     num_views: int,
@@ -22,11 +33,7 @@ def product_indices(
     view gets its own independent uniform permutation per negative. Everything runs on ``device``,
     with no host synchronisation.
     """
-    if negatives < 1:
-        raise ValueError(f"negatives must be >= 1, got {negatives}")
-    device = torch.device(
-        generator.device if generator is not None and device is None else device or "cpu"
-    )
+    device = _sampling_device(negatives, generator, device)
     count = (num_views - 1) * negatives
     if device.type == "cpu":
         # On the CPU one randperm per shuffle is O(B) and ~10x faster than sorting random keys.
@@ -75,13 +82,11 @@ def shifted_product_indices(
     >>> index.shape, bool((index[0] != index[1]).all() and (index[1] != index[2]).all())
     (torch.Size([3, 10]), True)
     """
-    if negatives < 1:
-        raise ValueError(f"negatives must be >= 1, got {negatives}")
+    device = _sampling_device(negatives, generator, device)
     if num_views > batch_size:
         raise ValueError(
             f"shifted product samples need batch_size >= num_views, got {batch_size} < {num_views}"
         )
-    device = generator.device if generator is not None and device is None else device
     # Distinct offsets per negative: the first K - 1 entries of a random permutation of 1..B-1.
     offset_keys = torch.rand(negatives, batch_size - 1, generator=generator, device=device)
     offsets = offset_keys.argsort(dim=-1)[:, : num_views - 1] + 1
