@@ -29,6 +29,15 @@ __all__ = [
 
 Sampler = Callable[..., torch.Tensor]
 
+#: Product rows per critic call when an evaluation draws more negatives than training does.
+EVAL_CHUNK_ROWS = 65_536
+
+
+def _as_negatives(value) -> int:
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise ValueError(f"negatives must be an int >= 1, got {value!r}")
+    return int(value)
+
 
 class DependencyMeasure(nn.Module):
     """Base class: a neural lower bound on the dependency among K views.
@@ -71,11 +80,9 @@ class DependencyMeasure(nn.Module):
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
-        if int(negatives) < 1:
-            raise ValueError(f"negatives must be an int >= 1, got {negatives}")
         if names is not None and len(names) != len(self.dims):
             raise ValueError(f"names has {len(names)} entries, dims has {len(self.dims)}")
-        self.negatives = int(negatives)
+        self.negatives = _as_negatives(negatives)
         self.critic = critic if critic is not None else self.default_critic(sum(self.dims))
         if isinstance(sampler, str):
             sampler = SAMPLERS[check_choice("sampler", sampler, tuple(SAMPLERS))]
@@ -120,18 +127,32 @@ class DependencyMeasure(nn.Module):
             )
         return out
 
-    def _joint_and_product(self, views: Sequence[torch.Tensor]):
+    def _joint_and_product(self, views: Sequence[torch.Tensor], negatives: int | None = None):
+        """Critic scores on the joint rows and on ``negatives`` product rows per joint row.
+
+        Returns (t_joint, t_product, joint, product); with more negatives than the measure trains
+        with (an evaluation), the product rows are scored in chunks and ``product`` holds only the
+        first B of them, so memory stays bounded.
+        """
         check_views(views, self.dims, self.names, self.check_finite)
         views = self.prepare(views)
         batch = views[0].shape[0]
+        negatives = self.negatives if negatives is None else negatives
         index = self.sampler(
-            batch, len(views), self.negatives, generator=self.generator, device=views[0].device
+            batch, len(views), negatives, generator=self.generator, device=views[0].device
         )
         joint = torch.cat(views, dim=1)
-        product = torch.cat([v.index_select(0, idx) for v, idx in zip(views, index)], dim=1)
-        # One critic call on both sets: half the kernel launches of two calls.
-        scores = self.critic_scores(torch.cat([joint, product], dim=0))
-        return scores[:batch], scores[batch:], joint, product
+        if negatives <= self.negatives:
+            product = torch.cat([v.index_select(0, i) for v, i in zip(views, index)], dim=1)
+            # One critic call on both sets: half the kernel launches of two calls.
+            scores = self.critic_scores(torch.cat([joint, product], dim=0))
+            return scores[:batch], scores[batch:], joint, product
+        chunks = [
+            torch.cat([v.index_select(0, i) for v, i in zip(views, part)], dim=1)
+            for part in index.split(max(batch, EVAL_CHUNK_ROWS), dim=1)
+        ]
+        t_product = torch.cat([self.critic_scores(chunk) for chunk in chunks])
+        return self.critic_scores(joint), t_product, joint, chunks[0][:batch]
 
     def forward(self, *views: torch.Tensor) -> torch.Tensor:
         """The loss to minimise: the negated bound (plus penalties) on these views."""
@@ -151,10 +172,18 @@ class DependencyMeasure(nn.Module):
         finally:
             self.train(was_training)
 
-    def estimate(self, *views: torch.Tensor) -> torch.Tensor:
-        """The bound's value on these views (critic in eval mode, no gradient)."""
+    def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
+        """The bound's value on these views (critic in eval mode, no gradient).
+
+        ``negatives`` sets how many product rows are drawn per joint row for this value (default:
+        the measure's own). The product-side term (e.g. log E_q[e^T]) is an average over those
+        rows, and with a strong dependency it is heavy-tailed: one draw of B rows can move the
+        value by tenths of a nat. Many draws (e.g. ``negatives=64`` on a held-out set) average
+        that noise away at the cost of forward passes only.
+        """
+        negatives = self.negatives if negatives is None else _as_negatives(negatives)
         with self._evaluating():
-            t_joint, t_product, _, _ = self._joint_and_product(views)
+            t_joint, t_product, _, _ = self._joint_and_product(views, negatives)
             return self.bound(t_joint, t_product)
 
     def scores(self, *views: torch.Tensor) -> torch.Tensor:
@@ -359,11 +388,12 @@ class WassersteinDependency(DependencyMeasure):
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.wasserstein_bound(t_joint, t_product)
 
-    def estimate(self, *views: torch.Tensor) -> torch.Tensor:
+    def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
         if self.lipschitz != "gradient_penalty" or not self.lipschitz_correction:
-            return super().estimate(*views)
+            return super().estimate(*views, negatives=negatives)
+        negatives = self.negatives if negatives is None else _as_negatives(negatives)
         with self._evaluating():
-            t_joint, t_product, joint, product = self._joint_and_product(views)
+            t_joint, t_product, joint, product = self._joint_and_product(views, negatives)
             points = torch.cat([joint, product, Fn.interpolate(joint, product, self.generator)])
             slope = Fn.lipschitz_constant(self.critic_scores, points)
             return self.bound(t_joint, t_product) / slope.clamp(min=1.0)

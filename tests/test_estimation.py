@@ -88,3 +88,18 @@ def test_estimate_rejects_bad_arguments():
         mdmest.estimate(np.zeros((10, 2)), progress=False)
     with pytest.raises(TypeError, match="view 1 must have a floating dtype"):
         mdmest.estimate([np.zeros((10, 2), dtype=int), views[1][:10]], progress=False)
+    with pytest.raises(ValueError, match="negatives must be an int >= 1, got 0"):
+        mdmest.estimate(views, steps=2, eval_negatives=0, progress=False)
+
+
+def test_held_out_value_averages_many_product_draws(three_views):
+    views = [v[:5000] for v in three_views]
+    result = mdmest.estimate(views, "dv", steps=300, seed=0, progress=False)
+    test = [torch.as_tensor(v, dtype=torch.float32) for v in views]
+    # Re-draw the product side on the held-out rows: one draw scatters, 2^18 rows barely move.
+    order = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
+    held_out = [t[order[:1000]] for t in test]
+    singles = torch.stack([result.measure.estimate(*held_out) for _ in range(10)])
+    many = torch.stack([result.measure.estimate(*held_out, negatives=262) for _ in range(3)])
+    assert many.std() < singles.std() / 3
+    assert result.value == pytest.approx(many.mean().item(), abs=3 * many.std().item() + 0.01)

@@ -265,3 +265,45 @@ def test_cpu_and_accelerator_paths_of_the_sampler_give_permutations():
     for row in index[1:]:
         for j in range(3):
             assert sorted(row[j * 64 : (j + 1) * 64].tolist()) == list(range(64))
+
+
+@pytest.mark.parametrize("name", ["dv", "f", "wasserstein"])
+def test_many_negatives_scored_in_chunks_match_one_call(name, monkeypatch):
+    import mdmest.measures as measures_module
+
+    torch.manual_seed(0)
+    measure = make_measure(name, DIMS)
+    data = views(64)
+
+    def value(chunk_rows):
+        monkeypatch.setattr(measures_module, "EVAL_CHUNK_ROWS", chunk_rows)
+        measure.generator = torch.Generator().manual_seed(5)
+        return measure.estimate(*data, negatives=10)
+
+    # 10 negatives of 64 rows: 640 product rows in one chunk, or in 10 chunks of 64.
+    assert torch.allclose(value(10_000), value(1), atol=1e-5)
+    with pytest.raises(ValueError, match="negatives must be an int >= 1, got 0"):
+        measure.estimate(*data, negatives=0)
+    with pytest.raises(ValueError, match="got 2.5"):
+        measure.estimate(*data, negatives=2.5)
+
+
+def test_more_evaluation_negatives_lower_the_variance_of_the_value():
+    from mdmest.tasks import gaussian_task_with_tc
+
+    torch.manual_seed(0)
+    data = [
+        torch.as_tensor(v, dtype=torch.float32)
+        for v in gaussian_task_with_tc(2.0, [2, 2]).sample(512, seed=0)
+    ]
+    measure = TotalCorrelation([2, 2])
+    optimizer = torch.optim.Adam(measure.parameters(), lr=1e-3)
+    for _ in range(200):
+        optimizer.zero_grad()
+        measure(*data).backward()
+        optimizer.step()
+    one = torch.stack([measure.estimate(*data) for _ in range(20)])
+    many = torch.stack([measure.estimate(*data, negatives=32) for _ in range(20)])
+    # The product side averages 32x more rows: its spread shrinks by about sqrt(32).
+    assert many.std() < one.std() / 3
+    assert abs(many.mean() - one.mean()) < 3 * one.std()
