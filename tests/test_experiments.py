@@ -82,14 +82,16 @@ def test_config_rejects_bad_options():
 def test_accuracy_ladder_smoke(tmp_path):
     ladder = _script("accuracy_ladder")
     argv = ["--tcs", "1", "--views", "2", "--dims", "2", "--seeds", "1", "--steps", "5"]
-    argv += ["--n-samples", "200", "--settings", "shifted,floor_dv", "--out", str(tmp_path)]
+    argv += ["--n-samples", "200", "--settings", "dv_relu,floor_dv,plugin", "--out", str(tmp_path)]
     assert ladder.main(argv) == 0
     rows = json.loads((tmp_path / "ladder_summary.json").read_text())
-    assert {r["setting"] for r in rows} == {"shifted", "floor_dv"}
+    assert {r["setting"] for r in rows} == {"dv_relu", "floor_dv", "plugin"}
     assert all(np.isfinite(r["mse"]) for r in rows)
+    # The Gaussian plug-in on 200 rows of a 1-nat pair is close to 1 nat.
+    assert next(r["mean"] for r in rows if r["setting"] == "plugin") == pytest.approx(1.0, abs=0.3)
     # A second call resumes: nothing left to run, the same rows come back.
     assert ladder.main(argv) == 0
-    assert len(list(csv.DictReader((tmp_path / "ladder_runs.csv").open()))) == 2
+    assert len(list(csv.DictReader((tmp_path / "ladder_runs.csv").open()))) == 3
 
 
 def test_scaling_smoke(tmp_path):
