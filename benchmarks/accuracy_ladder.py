@@ -51,6 +51,7 @@ SETTINGS: dict[str, dict] = {
     "dv_constant_lr": {"measure": "dv", "lr_schedule": None},
     "dv_neg4": {"measure": "dv", "negatives": 4},
     "dv_one_draw": {"measure": "dv", "eval_negatives": 1},
+    "dv_js": {"measure": "dv", "critic_objective": "js"},
 }
 FLOORS = {"floor_dv": "dv", "floor_nwj": "nwj"}
 #: Not an estimator under test: the Gaussian plug-in TC from the sample covariance of all the rows,

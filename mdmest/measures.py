@@ -213,6 +213,16 @@ class TotalCorrelation(DependencyMeasure):
         See :class:`DependencyMeasure`.
     ema_decay : float or None
         Decay of the moving average (MINE's 1 - α); ``None`` turns the correction off.
+    critic_objective : str
+        What the loss maximises. "dv" (default, the paper's Eq. 6): the DV bound itself. "js":
+        the Jensen-Shannon bound, i.e. logistic regression of joint against product rows, whose
+        optimal critic is the same log-density ratio that makes the DV bound tight (Poole et al.,
+        2019; Song & Ermon, 2020). Its gradients stay bounded where those of DV are dominated by
+        a few product rows with a large :math:`e^T`, so it trains far more stably at large
+        dependency (4 views of 5 features at 8 nats: 7.83 instead of 6.06 nats); but with weak
+        dependency among wide views the classifier overfits noise that the DV value then
+        punishes (4 views of 20 features at 0.5 nats: −1.08). ``last_bound`` and ``estimate``
+        report the DV bound of the critic either way.
 
     Examples
     --------
@@ -233,12 +243,14 @@ class TotalCorrelation(DependencyMeasure):
         critic: nn.Module | None = None,
         negatives: int = 1,
         ema_decay: float | None = 0.99,
+        critic_objective: str = "dv",
         **kwargs,
     ) -> None:
         super().__init__(dims, critic=critic, negatives=negatives, **kwargs)
         if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1) or be None, got {ema_decay}")
         self.ema_decay = ema_decay
+        self.critic_objective = check_choice("critic_objective", critic_objective, ("dv", "js"))
         self.register_buffer("running_log_mean_exp", torch.zeros(()))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
@@ -249,6 +261,8 @@ class TotalCorrelation(DependencyMeasure):
         log_mean_exp = Fn.log_mean_exp(t_product)
         joint_mean = t_joint.mean()
         bound = joint_mean - log_mean_exp
+        if self.critic_objective == "js":
+            return -Fn.f_bound(t_joint, t_product, "js"), bound
         if self.ema_decay is None or not self.training or not torch.is_grad_enabled():
             return -bound, bound
         self._update_running_average(log_mean_exp.detach())
@@ -274,7 +288,10 @@ class TotalCorrelation(DependencyMeasure):
         self.num_updates.add_(1)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, ema_decay={self.ema_decay}"
+        return (
+            f"{super().extra_repr()}, ema_decay={self.ema_decay}, "
+            f"critic_objective={self.critic_objective!r}"
+        )
 
 
 class FTotalCorrelation(DependencyMeasure):
