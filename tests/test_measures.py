@@ -307,3 +307,20 @@ def test_more_evaluation_negatives_lower_the_variance_of_the_value():
     # The product side averages 32x more rows: its spread shrinks by about sqrt(32).
     assert many.std() < one.std() / 3
     assert abs(many.mean() - one.mean()) < 3 * one.std()
+
+
+def test_js_critic_objective_trains_on_js_and_reports_dv():
+    from mdmest import functional as Fn
+
+    torch.manual_seed(0)
+    measure = TotalCorrelation(DIMS, critic_objective="js")
+    data = views(32)
+    measure.generator = torch.Generator().manual_seed(1)
+    loss = measure(*data)
+    measure.generator = torch.Generator().manual_seed(1)
+    t_joint, t_product, _, _ = measure._joint_and_product(data)
+    assert torch.allclose(loss, -Fn.f_bound(t_joint, t_product, "js"))
+    assert torch.allclose(measure.last_bound, Fn.dv_bound(t_joint, t_product))
+    assert "critic_objective='js'" in repr(measure)
+    with pytest.raises(ValueError, match="unknown critic_objective 'nce'"):
+        TotalCorrelation(DIMS, critic_objective="nce")
