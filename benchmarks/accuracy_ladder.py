@@ -169,6 +169,77 @@ def format_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_targets(rows: Sequence[dict], best: str = "dv") -> str:
+    """One line per (K, d, level): the issue's two targets for ``best`` against the floors.
+
+    rel. error target: ≤ 5% up to 4 nats, ≤ 15% at 8 nats (none set at 6); MSE target: below both
+    floors at every level ≥ 2 nats. The plug-in column is the Gaussian reference (not a target).
+    """
+    cells: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        cells.setdefault((r["views"], r["dim"], r["true_tc"]), {})[r["setting"]] = r
+    head = (
+        f"| K | d | true TC | {best} mean ± std | rel. error | MSE | floor DV MSE | floor NWJ MSE "
+        "| plug-in | met: error / MSE |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    for (k, d, tc), by in sorted(cells.items()):
+        if best not in by:
+            continue
+        b = by[best]
+        floors = [by[f]["mse"] for f in FLOORS if f in by]
+        met = []
+        limit = 0.05 if tc <= 4 else 0.15 if tc >= 8 else None
+        if limit is not None:
+            met.append("yes" if b["rel_error"] <= limit else "**no**")
+        if tc >= 2 and floors:
+            met.append("yes" if all(b["mse"] < f for f in floors) else "**no**")
+        mse = {name: f"{by[name]['mse']:.3g}" if name in by else "–" for name in FLOORS}
+        plugin = f"{by['plugin']['mean']:.3f}" if "plugin" in by else "–"
+        lines.append(
+            f"| {k} | {d} | {tc:g} | {b['mean']:.3f} ± {b['std']:.3f} | {b['rel_error']:.1%} | "
+            f"{b['mse']:.3g} | {mse['floor_dv']} | {mse['floor_nwj']} | {plugin} | "
+            f"{' / '.join(met) or '–'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(
+    rows: Sequence[dict], path: Path, settings: Sequence[str] = ("dv", "floor_dv", "floor_nwj")
+) -> None:
+    """Estimate / truth against the true TC, one panel per d, one line per (setting, K)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = sorted({r["dim"] for r in rows})
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
+    styles = {"dv": "-o", "floor_dv": ":x", "floor_nwj": "--+", "plugin": "-."}
+    for ax, d in zip(axes[0], dims):
+        for name in settings:
+            for k in sorted({r["views"] for r in rows}):
+                pts = sorted(
+                    (r["true_tc"], r["mean"] / r["true_tc"])
+                    for r in rows
+                    if r["setting"] == name and r["dim"] == d and r["views"] == k
+                )
+                if pts:
+                    x, y = zip(*pts)
+                    ax.plot(x, y, styles.get(name, "-"), label=f"{name}, K={k}", alpha=0.85)
+        ax.axhspan(0.95, 1.05, color="tab:green", alpha=0.12, label="±5%")
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_ylim(0.0, 1.3)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("true total correlation (nats)")
+        ax.set_ylabel("mean estimate / truth (clipped to [0, 1.3])")
+        ax.set_title(f"d = {d} features per view")
+    axes[0][-1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _split(cast: Callable) -> Callable[[str], list]:
     return lambda text: [cast(v) for v in text.split(",") if v]
 
@@ -192,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", default="results/ladder")
     parser.add_argument("--summarize", action="store_true", help="only rebuild the tables")
+    parser.add_argument("--no-plot", action="store_true", help="skip ladder.png (no matplotlib)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     valid = [*SETTINGS, *FLOORS, *REFERENCES]
@@ -207,7 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = format_markdown(rows)
     (Path(args.out) / "ladder_summary.md").write_text(table + "\n")
     (Path(args.out) / "ladder_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    targets = format_targets(rows)
+    (Path(args.out) / "ladder_targets.md").write_text(targets + "\n")
+    if not args.no_plot:
+        plot(rows, Path(args.out) / "ladder.png")
     print(table)
+    print(targets)
     return 0
 
 

@@ -89,6 +89,9 @@ def test_accuracy_ladder_smoke(tmp_path):
     assert all(np.isfinite(r["mse"]) for r in rows)
     # The Gaussian plug-in on 200 rows of a 1-nat pair is close to 1 nat.
     assert next(r["mean"] for r in rows if r["setting"] == "plugin") == pytest.approx(1.0, abs=0.3)
+    assert (tmp_path / "ladder.png").stat().st_size > 0
+    targets = (tmp_path / "ladder_targets.md").read_text()
+    assert "| 2 | 2 | 1 |" not in targets  # "dv" (the target column) did not run
     # A second call resumes: nothing left to run, the same rows come back.
     assert ladder.main(argv) == 0
     assert len(list(csv.DictReader((tmp_path / "ladder_runs.csv").open()))) == 3
