@@ -188,18 +188,18 @@ def format_targets(rows: Sequence[dict], best: str = "dv") -> str:
             continue
         b = by[best]
         floors = [by[f]["mse"] for f in FLOORS if f in by]
-        met = []
+        met = ["–", "–"]  # (relative error, MSE against the floors); "–": no target there
         limit = 0.05 if tc <= 4 else 0.15 if tc >= 8 else None
         if limit is not None:
-            met.append("yes" if b["rel_error"] <= limit else "**no**")
+            met[0] = "yes" if b["rel_error"] <= limit else "**no**"
         if tc >= 2 and floors:
-            met.append("yes" if all(b["mse"] < f for f in floors) else "**no**")
+            met[1] = "yes" if all(b["mse"] < f for f in floors) else "**no**"
         mse = {name: f"{by[name]['mse']:.3g}" if name in by else "–" for name in FLOORS}
         plugin = f"{by['plugin']['mean']:.3f}" if "plugin" in by else "–"
         lines.append(
             f"| {k} | {d} | {tc:g} | {b['mean']:.3f} ± {b['std']:.3f} | {b['rel_error']:.1%} | "
             f"{b['mse']:.3g} | {mse['floor_dv']} | {mse['floor_nwj']} | {plugin} | "
-            f"{' / '.join(met) or '–'} |"
+            f"{' / '.join(met)} |"
         )
     return "\n".join(lines)
 
