@@ -120,6 +120,7 @@ def bench_estimate(n: int, dims: list[int], steps: int, batch: int) -> dict:
         "floor_ms_per_step": floor_step_ * 1e3,
         "ratio": lib_step / floor_step_,
         "held_out_value_ms": evaluation * 1e3,
+        "held_out_rows": held_out[0].shape[0],
         "held_out_negatives": negatives,
     }
 
@@ -153,7 +154,7 @@ def main() -> None:
     )
     print(
         f"held-out value once per estimate(): {est['held_out_value_ms']:.0f} ms "
-        f"({est['held_out_negatives']} draws of {int(20000 * 0.2)} rows, GELU critic)"
+        f"({est['held_out_negatives']} draws of {est['held_out_rows']} rows, GELU critic)"
     )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

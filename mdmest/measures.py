@@ -134,10 +134,10 @@ class DependencyMeasure(nn.Module):
         with (an evaluation), the product rows are scored in chunks and ``product`` holds only the
         first B of them, so memory stays bounded.
         """
+        negatives = self.negatives if negatives is None else _as_negatives(negatives)
         check_views(views, self.dims, self.names, self.check_finite)
         views = self.prepare(views)
         batch = views[0].shape[0]
-        negatives = self.negatives if negatives is None else negatives
         index = self.sampler(
             batch, len(views), negatives, generator=self.generator, device=views[0].device
         )
@@ -181,7 +181,6 @@ class DependencyMeasure(nn.Module):
         value by tenths of a nat. Many draws (e.g. ``negatives=64`` on a held-out set) average
         that noise away at the cost of forward passes only.
         """
-        negatives = self.negatives if negatives is None else _as_negatives(negatives)
         with self._evaluating():
             t_joint, t_product, _, _ = self._joint_and_product(views, negatives)
             return self.bound(t_joint, t_product)
@@ -408,7 +407,6 @@ class WassersteinDependency(DependencyMeasure):
     def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
         if self.lipschitz != "gradient_penalty" or not self.lipschitz_correction:
             return super().estimate(*views, negatives=negatives)
-        negatives = self.negatives if negatives is None else _as_negatives(negatives)
         with self._evaluating():
             t_joint, t_product, joint, product = self._joint_and_product(views, negatives)
             points = torch.cat([joint, product, Fn.interpolate(joint, product, self.generator)])
