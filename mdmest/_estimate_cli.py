@@ -27,11 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--negatives", type=int, default=1)
+    parser.add_argument(
+        "--negatives",
+        type=_negatives,
+        default=None,
+        help='product rows per joint row: an int, or "auto" (default for dv and f: grow with the '
+        "dependency)",
+    )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _negatives(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an int or "auto", got {text!r}') from None
 
 
 def load_views(files: list[Path], keys: list[str] | None) -> tuple[list[str], list[np.ndarray]]:
@@ -80,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             "views": names,
             "dims": [int(v.shape[1]) for v in views],
             "value": result.value,
+            "negatives": result.measure.negatives,
             "final_train_bound": float(result.history[-100:].mean()),
             "options": {k: v for k, v in vars(args).items() if k not in ("files", "out")},
         }

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mdmest import functional as Fn
 from mdmest.critics import MLPCritic
-from mdmest.measures import DependencyMeasure, make_measure
+from mdmest.measures import DependencyMeasure, FTotalCorrelation, TotalCorrelation, make_measure
 
 __all__ = ["EstimateResult", "estimate"]
 
@@ -21,6 +22,12 @@ LR_SCHEDULES = (None, "cosine")
 KL_RECIPE_MEASURES = ("dv", "f")
 #: With ``eval_negatives=None`` the held-out value averages over at least this many product rows.
 EVAL_PRODUCT_ROWS = 2**18
+#: ``negatives="auto"``: every ``AUTO_CHECK_STEPS`` steps, if the product rows' mean effective sample
+#: fraction (:func:`mdmest.functional.effective_sample_fraction`) fell below ``AUTO_ESS_FRACTION``,
+#: the negatives double, up to ``AUTO_MAX_NEGATIVES``.
+AUTO_CHECK_STEPS = 100
+AUTO_ESS_FRACTION = 0.1
+AUTO_MAX_NEGATIVES = 16
 
 
 @dataclass
@@ -69,6 +76,7 @@ def estimate(
     batch_size: int = 256,
     lr: float = 1e-3,
     lr_schedule: str | None = "cosine",
+    negatives: int | str | None = None,
     test_fraction: float = 0.2,
     eval_negatives: int | None = None,
     seed: int = 0,
@@ -76,7 +84,7 @@ def estimate(
     device: str | torch.device | None = None,
     **measure_kwargs,
 ) -> EstimateResult:
-    """Estimate the dependency among K views from paired rows.
+    r"""Estimate the dependency among K views from paired rows.
 
     The rows are split once into a training and a held-out part; the critic is trained with Adam on
     minibatches of the training part (shuffled each epoch) and the bound is reported on the held-out
@@ -90,15 +98,23 @@ def estimate(
     measure : str or DependencyMeasure
         "dv", "f" or "wasserstein" (built with ``measure_kwargs``), or a measure instance. By
         name, "dv" and "f" get the accuracy ladder's best recipe unless ``sampler=`` or
-        ``critic=`` says otherwise: the "shifted" sampler and an
+        ``critic=`` says otherwise: the "shifted" sampler, an
         :class:`~mdmest.critics.MLPCritic` with GELU activations (smooth critics fit the
-        log-density ratio with less overfitting than ReLU ones; docs/benchmarks.md §3).
+        log-density ratio with less overfitting than ReLU ones) and ``negatives="auto"``
+        (docs/benchmarks.md §3).
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
     lr_schedule : str, optional
         "cosine" (default) decays the learning rate to 0 over ``steps`` (half a cosine), which
         settles the final critic and lowers the variance of the value; ``None`` keeps ``lr``
         constant.
+    negatives : int or "auto", optional
+        Product rows per joint row in each training step. "auto" (the default for "dv" and "f"
+        by name) starts at one and doubles, up to 16, whenever the product rows' effective sample
+        fraction over the last 100 steps is below 0.1: strong dependency makes
+        :math:`\log \mathbb{E}_q[e^T]` an average over a few rows, and more rows fix that,
+        while with weak dependency one negative regularises better (more overfit the joint rows).
+        ``None``: the measure's own (one, unless built otherwise).
     test_fraction : float
         Fraction of rows held out for the reported value, in (0, 1).
     eval_negatives : int, optional
@@ -138,6 +154,16 @@ def estimate(
     n_test = int(round(n * test_fraction))
     if n_test < 2 or n - n_test < 2:
         raise ValueError(f"{n} rows leave too few for a {test_fraction:.0%} held-out split")
+    if isinstance(negatives, str) and negatives != "auto":
+        raise ValueError(f"negatives must be an int >= 1, 'auto' or None, got {negatives!r}")
+    if (
+        negatives is None
+        and isinstance(measure, str)
+        and measure in KL_RECIPE_MEASURES
+        and measure_kwargs.get("divergence", "kl") == "kl"
+    ):
+        negatives = "auto"
+    auto_negatives = negatives == "auto"
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         if isinstance(measure, str):
@@ -146,14 +172,24 @@ def estimate(
                 measure_kwargs.setdefault("sampler", "shifted")
                 if "critic" not in measure_kwargs:
                     measure_kwargs["critic"] = MLPCritic(sum(dims), activation="gelu")
+            if negatives is not None and not auto_negatives:
+                measure_kwargs["negatives"] = negatives
             measure = make_measure(measure, dims, **measure_kwargs)
         elif measure_kwargs:
             raise TypeError(
                 f"options {sorted(measure_kwargs)} apply only when measure is given by name"
             )
+        elif negatives is not None and not auto_negatives:
+            raise TypeError(
+                f"negatives={negatives!r} applies only when measure is given by name; set it on "
+                "the measure, or pass negatives='auto'"
+            )
+        if auto_negatives and not _is_kl(measure):
+            raise ValueError(
+                "negatives='auto' needs a KL-type measure ('dv', or 'f' with the KL divergence), "
+                f"whose product side averages e^T; got {measure!r}"
+            )
         measure = measure.to(device)
-        if eval_negatives is None:
-            eval_negatives = max(measure.negatives, math.ceil(EVAL_PRODUCT_ROWS / n_test))
         return _train(
             measure,
             tensors,
@@ -162,14 +198,31 @@ def estimate(
             batch_size,
             lr,
             lr_schedule,
+            auto_negatives,
             eval_negatives,
             seed,
             progress,
         )
 
 
+def _is_kl(measure: DependencyMeasure) -> bool:
+    if isinstance(measure, FTotalCorrelation):
+        return measure.divergence == "kl"
+    return isinstance(measure, TotalCorrelation)
+
+
 def _train(
-    measure, tensors, n_test, steps, batch_size, lr, lr_schedule, eval_negatives, seed, progress
+    measure,
+    tensors,
+    n_test,
+    steps,
+    batch_size,
+    lr,
+    lr_schedule,
+    auto_negatives,
+    eval_negatives,
+    seed,
+    progress,
 ) -> EstimateResult:
     device = tensors[0].device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -186,6 +239,7 @@ def _train(
         else None
     )
     history = torch.empty(steps, device=device)
+    ess_sum = torch.zeros((), device=device)
     measure.train()
     batches_per_epoch = n_train // batch_size
     bar = tqdm(range(steps), desc=f"{type(measure).__name__}", disable=not progress, leave=False)
@@ -201,8 +255,17 @@ def _train(
         if scheduler is not None:
             scheduler.step()
         history[step] = measure.last_bound
+        if auto_negatives:
+            ess_sum += Fn.effective_sample_fraction(measure.last_product_scores)
+            if (step + 1) % AUTO_CHECK_STEPS == 0:
+                # One host synchronisation per AUTO_CHECK_STEPS steps.
+                if ess_sum.item() < AUTO_ESS_FRACTION * AUTO_CHECK_STEPS:
+                    measure.negatives = min(2 * measure.negatives, AUTO_MAX_NEGATIVES)
+                ess_sum.zero_()
         if progress and (step + 1) % 100 == 0:
             bar.set_postfix(bound=f"{history[max(0, step - 99) : step + 1].mean().item():.3f}")
+    if eval_negatives is None:
+        eval_negatives = max(measure.negatives, math.ceil(EVAL_PRODUCT_ROWS / n_test))
     value = float(measure.estimate(*test, negatives=eval_negatives))
     measure.generator = None
     return EstimateResult(value=value, history=history.cpu().numpy(), measure=measure)

@@ -18,6 +18,7 @@ from mdmest._validation import check_choice
 __all__ = [
     "DIVERGENCES",
     "log_mean_exp",
+    "effective_sample_fraction",
     "dv_bound",
     "f_bound",
     "f_activation",
@@ -34,6 +35,24 @@ _LOG2 = math.log(2.0)
 def log_mean_exp(t: torch.Tensor) -> torch.Tensor:
     """log(mean(exp(t))) computed with logsumexp, stable for any finite t."""
     return torch.logsumexp(t, dim=0) - math.log(t.shape[0])
+
+
+def effective_sample_fraction(t: torch.Tensor) -> torch.Tensor:
+    r"""Kish's effective sample size of the weights :math:`w_i \propto e^{t_i}`, as a fraction of N.
+
+    :math:`(\sum_i w_i)^2 / (N \sum_i w_i^2)`, in [1/N, 1]: 1 when all weights are equal, 1/N when
+    one row carries them all. On a critic's product-side scores it says how many rows the DV term
+    :math:`\log \mathbb{E}_q[e^T]` really averages over; a small fraction means that term is noisy
+    and more product rows (negatives) are needed.
+
+    Examples
+    --------
+    >>> effective_sample_fraction(torch.zeros(8))
+    tensor(1.)
+    >>> round(float(effective_sample_fraction(torch.tensor([0.0, 0.0, 0.0, 50.0]))), 3)
+    0.25
+    """
+    return torch.exp(2 * torch.logsumexp(t, dim=0) - torch.logsumexp(2 * t, dim=0)) / t.shape[0]
 
 
 def dv_bound(t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,7 @@ class DependencyMeasure(nn.Module):
         self.check_finite = check_finite
         self.generator: torch.Generator | None = None
         self.last_bound: torch.Tensor | None = None
+        self.last_product_scores: torch.Tensor | None = None
 
     def default_critic(self, in_features: int) -> nn.Module:
         return MLPCritic(in_features)
@@ -158,8 +159,10 @@ class DependencyMeasure(nn.Module):
         """The loss to minimise: the negated bound (plus penalties) on these views."""
         t_joint, t_product, joint, product = self._joint_and_product(views)
         loss, bound = self.objective(t_joint, t_product, joint, product)
-        # The bound itself (without penalties), kept for logging at no extra cost.
+        # The bound itself (without penalties) and the product-side scores, kept for logging and
+        # for estimate()'s adaptive negatives at no extra cost.
         self.last_bound = bound.detach()
+        self.last_product_scores = t_product.detach()
         return loss
 
     @contextlib.contextmanager

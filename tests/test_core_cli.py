@@ -70,3 +70,17 @@ def test_estimate_bad_files(tmp_path):
         main(["estimate", str(tmp_path / "missing.npz")])
     with pytest.raises(SystemExit, match="need at least 2 views"):
         main(["estimate", str(tmp_path / "views.npz")])
+
+
+def test_estimate_negatives_option(tmp_path, capsys):
+    x, y = gaussian_task_with_tc(0.5, (1, 1)).sample(500, seed=0)
+    np.savez(tmp_path / "views.npz", a=x, b=y)
+    out = tmp_path / "result.json"
+    argv = ["estimate", str(tmp_path / "views.npz"), "--steps", "5", "--no-progress"]
+    assert main([*argv, "--negatives", "2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["negatives"] == 2
+    assert main([*argv, "--negatives", "auto", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["options"]["negatives"] == "auto"
+    with pytest.raises(SystemExit):
+        main([*argv, "--negatives", "lots"])
+    assert "expected an int or \"auto\", got 'lots'" in capsys.readouterr().err

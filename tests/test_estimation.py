@@ -103,3 +103,35 @@ def test_held_out_value_averages_many_product_draws(three_views):
     many = torch.stack([result.measure.estimate(*held_out, negatives=262) for _ in range(3)])
     assert many.std() < singles.std() / 3
     assert result.value == pytest.approx(many.mean().item(), abs=3 * many.std().item() + 0.01)
+
+
+def test_auto_negatives_grow_with_strong_dependency_only():
+    strong = correlated_pair(0.99, 2).sample(4000, seed=7)  # 3.9 nats on 2 features
+    grown = mdmest.estimate(strong, "dv", steps=400, batch_size=64, progress=False)
+    assert grown.measure.negatives > 1
+    independent = gaussian_task_with_tc(0.0, (2, 2)).sample(4000, seed=7)
+    kept = mdmest.estimate(independent, "dv", steps=400, batch_size=64, progress=False)
+    assert kept.measure.negatives == 1
+    fixed = mdmest.estimate(strong, "dv", steps=400, batch_size=64, negatives=1, progress=False)
+    assert fixed.measure.negatives == 1
+
+
+def test_negatives_option_is_checked():
+    views = gaussian_task_with_tc(0.5, (2, 2)).sample(500)
+    assert mdmest.estimate(views, "dv", steps=2, negatives=3, progress=False).measure.negatives == 3
+    with pytest.raises(
+        ValueError, match="negatives must be an int >= 1, 'auto' or None, got 'many'"
+    ):
+        mdmest.estimate(views, steps=2, negatives="many", progress=False)
+    with pytest.raises(ValueError, match="negatives='auto' needs a KL-type measure"):
+        mdmest.estimate(views, "wasserstein", steps=2, negatives="auto", progress=False)
+    chi2 = mdmest.FTotalCorrelation((2, 2), divergence="chi2")
+    with pytest.raises(ValueError, match="negatives='auto' needs a KL-type measure"):
+        mdmest.estimate(views, chi2, steps=2, negatives="auto", progress=False)
+    with pytest.raises(TypeError, match="negatives=2 applies only when measure is given by name"):
+        mdmest.estimate(
+            views, mdmest.TotalCorrelation((2, 2)), steps=2, negatives=2, progress=False
+        )
+    # By name, a non-KL f-divergence keeps its one negative instead of "auto".
+    js = mdmest.estimate(views, "f", steps=2, divergence="js", progress=False)
+    assert js.measure.negatives == 1

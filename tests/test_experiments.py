@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,7 @@ import torch
 from mdmest.experiments import gaussian
 from mdmest.reference import gaussian_mutual_information
 from mdmest.sampling import shifted_product_indices
+from mdmest.tasks import gaussian_task_with_tc
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -116,3 +118,32 @@ def test_shifted_sampler_never_pairs_a_row_with_itself(batch, views):
             assert bool((index[k] != index[other]).all())
     with pytest.raises(ValueError, match="batch_size >= num_views"):
         shifted_product_indices(2, 3)
+
+
+def test_heldout_plugin_is_close_to_the_truth():
+    ladder = _script("accuracy_ladder")
+    task = gaussian_task_with_tc(1.0, (2, 2))
+    values = [ladder.heldout_plugin(task.sample(5000, seed=s), seed=s) for s in range(3)]
+    assert np.mean(values) == pytest.approx(1.0, abs=0.05)
+    # Fitted on one split and averaged on the other: independent views read about 0 or less.
+    independent = gaussian_task_with_tc(0.0, (3, 3)).sample(5000, seed=0)
+    assert -0.03 < ladder.heldout_plugin(independent, seed=0) < 0.01
+
+
+def test_accuracy_ladder_runs_in_worker_processes(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy_ladder.py"
+    argv = ["--tcs", "1", "--views", "2", "--dims", "2", "--seeds", "2", "--steps", "5"]
+    argv += ["--n-samples", "200", "--settings", "dv,plugin_heldout", "--workers", "2"]
+    subprocess.run(
+        [sys.executable, str(script), *argv, "--no-plot", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    rows = list(csv.DictReader((tmp_path / "ladder_runs.csv").open()))
+    assert sorted((r["setting"], r["seed"]) for r in rows) == [
+        ("dv", "0"),
+        ("dv", "1"),
+        ("plugin_heldout", "0"),
+        ("plugin_heldout", "1"),
+    ]
+    assert "held-out plug-in" in (tmp_path / "ladder_targets.md").read_text()

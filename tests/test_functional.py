@@ -73,3 +73,16 @@ def test_gradient_penalty_reaches_the_critic_parameters():
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in weights)
     with pytest.raises(ValueError, match="multiple of joint rows"):
         Fn.gradient_penalty(critic, torch.randn(5, 4), torch.randn(7, 4))
+
+
+def test_effective_sample_fraction_against_kish_formula():
+    t = torch.tensor([0.3, -1.2, 2.0, 0.0, 0.7], dtype=torch.float64)
+    w = torch.exp(t)
+    assert Fn.effective_sample_fraction(t).item() == pytest.approx(
+        (w.sum() ** 2 / (len(w) * (w**2).sum())).item()
+    )
+    # Stable where exp overflows: one row with all the weight leaves one effective row of N.
+    assert Fn.effective_sample_fraction(torch.tensor([1000.0, 0.0, 0.0, 0.0])).item() == 0.25
+    assert Fn.effective_sample_fraction(torch.full((7,), 123.0)).item() == pytest.approx(
+        1.0, abs=1e-5
+    )
