@@ -1,0 +1,123 @@
+"""Critic settings on the ladder's hard cells (many views, wide views, large TC), side by side.
+
+An exploration, not a target: it is how the recipe's adaptive negatives were found. Each setting
+changes one thing of ``estimate(views, "dv")`` as it was before adaptive negatives (GELU critic
+256-256, shifted sampler, cosine lr, one negative); same budget as the ladder (4000 steps of batch
+256 on 20k rows, 20% held out). One JSON line per finished run, appended at once.
+
+Usage (on a GPU machine, 16 processes; on CPU use ``--device cpu`` and fewer workers)::
+
+    python benchmarks/critic_sweep.py --out docs/results/critic_sweep/sweep_runs.jsonl \\
+        --workers 16 --seeds 3 --device cuda
+    python benchmarks/critic_sweep.py --summarize --out docs/results/critic_sweep/sweep_runs.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+#: one(critic widths / lr / negatives / objective) change at a time
+SETTINGS = ("dv", "w1024", "w512x2", "deep3", "lr2e3", "neg16", "hybrid")
+#: (K, d, true TC) cells where the one-negative recipe missed the ladder's error target
+CELLS = (
+    (4, 5, 4.0), (4, 5, 8.0), (2, 20, 0.5), (2, 20, 4.0), (2, 20, 8.0), (3, 20, 1.0),
+    (3, 20, 2.0), (3, 20, 4.0), (3, 20, 8.0), (4, 20, 2.0), (4, 20, 4.0), (4, 20, 8.0),
+)  # fmt: skip
+WIDTHS = {"w1024": (1024, 256), "w512x2": (512, 512), "deep3": (256, 256, 256)}
+
+
+def run(job: tuple) -> dict:
+    """One training run; returns its record."""
+    setting, k, d, tc, seed, steps, device = job
+    import torch
+
+    from mdmest import estimate
+    from mdmest import functional as Fn
+    from mdmest.critics import MLPCritic
+    from mdmest.measures import TotalCorrelation
+    from mdmest.tasks import gaussian_task_with_tc
+
+    torch.set_num_threads(1)
+    views = gaussian_task_with_tc(tc, [d] * k).sample(20000, seed=1000 + seed)
+    kw = dict(steps=steps, batch_size=256, lr=1e-3, seed=seed, progress=False, device=device)
+    kw["negatives"] = 1
+    width = k * d
+    start = time.time()
+    torch.manual_seed(seed)
+    if setting == "dv":
+        value = estimate(views, "dv", **kw).value
+    elif setting in WIDTHS:
+        critic = MLPCritic(width, hidden=WIDTHS[setting], activation="gelu")
+        value = estimate(views, "dv", critic=critic, **kw).value
+    elif setting == "lr2e3":
+        value = estimate(views, "dv", **{**kw, "lr": 2e-3}).value
+    elif setting == "neg16":
+        value = estimate(views, "dv", **{**kw, "negatives": 16}).value
+    elif setting == "hybrid":  # DV loss (MINE's corrected gradient) plus the JS classifier loss
+
+        class Hybrid(TotalCorrelation):
+            def objective(self, t_joint, t_product, joint, product):
+                loss, bound = super().objective(t_joint, t_product, joint, product)
+                return loss - Fn.f_bound(t_joint, t_product, "js"), bound
+
+        measure = Hybrid([d] * k, critic=MLPCritic(width, activation="gelu"), sampler="shifted")
+        value = estimate(views, measure, **{**kw, "negatives": None}).value
+    else:
+        raise KeyError(setting)
+    return dict(setting=setting, k=k, d=d, tc=tc, seed=seed, est=value,
+                sec=time.time() - start, device=device)  # fmt: skip
+
+
+def summarize(path: str, settings: Sequence[str] = SETTINGS) -> str:
+    """Mean relative error (and seeds) per cell and setting, as a Markdown table."""
+    by = collections.defaultdict(list)
+    for line in open(path):
+        r = json.loads(line)
+        by[(r["k"], r["d"], r["tc"], r["setting"])].append(r["est"])
+    lines = ["| K | d | true TC | " + " | ".join(settings) + " |"]
+    lines.append("|---" * (3 + len(settings)) + "|")
+    for k, d, tc in sorted(CELLS, key=lambda c: (c[1], c[0], c[2])):
+        cells = []
+        for s in settings:
+            v = by.get((k, d, tc, s))
+            cells.append(f"{(np.mean(v) - tc) / tc:+.1%} ({len(v)})" if v else "–")
+        lines.append(f"| {k} | {d} | {tc:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON-lines file, appended to")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--summarize", action="store_true", help="only print the table")
+    args = parser.parse_args(argv)
+    settings = [s for s in args.settings.split(",") if s]
+    if not args.summarize:
+        # seeds outermost, so that a stopped run covers every cell with some seeds
+        jobs = [(s, k, d, tc, seed, args.steps, args.device)
+                for seed in range(args.seeds) for (k, d, tc) in CELLS for s in settings]  # fmt: skip
+        with (
+            multiprocessing.get_context("spawn").Pool(args.workers) as pool,
+            open(args.out, "a") as f,
+        ):
+            for record in pool.imap_unordered(run, jobs):
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+    print(summarize(args.out, settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
