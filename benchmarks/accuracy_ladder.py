@@ -261,10 +261,31 @@ def format_targets(rows: Sequence[dict], best: str = "dv") -> str:
     return "\n".join(lines)
 
 
+def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
+    """One line per setting, one column per (K, d, level) cell: mean (relative error, seeds)."""
+    by = {(r["setting"], r["views"], r["dim"], r["true_tc"]): r for r in rows}
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    names = [f"K={k}, d={d}, {tc:g}" for k, d, tc in cells]
+    lines = ["| setting | " + " | ".join(names) + " | s/run |", "|---" * (len(cells) + 2) + "|"]
+    for name in settings:
+        found = [by.get((name, k, d, tc)) for k, d, tc in cells]
+        if not any(found):
+            continue
+        parts = [
+            f"{r['mean']:.3f} ({r['mean'] / r['true_tc'] - 1:+.0%}, n={r['seeds']})" if r else "–"
+            for r in found
+        ]
+        seconds = np.mean([r["seconds"] for r in found if r])
+        lines.append(f"| `{name}` | " + " | ".join(parts) + f" | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
 def plot(
-    rows: Sequence[dict], path: Path, settings: Sequence[str] = ("dv", "floor_dv", "floor_nwj")
+    rows: Sequence[dict],
+    path: Path,
+    settings: Sequence[str] = ("dv", "dv_neg1", "floor_nwj", "plugin_heldout"),
 ) -> None:
-    """Estimate / truth against the true TC, one panel per d, one line per (setting, K)."""
+    """Estimate / truth against the true TC, one panel per d; colour = K, line style = setting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -272,7 +293,8 @@ def plot(
 
     dims = sorted({r["dim"] for r in rows})
     fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
-    styles = {"dv": "-o", "floor_dv": ":x", "floor_nwj": "--+", "plugin": "-."}
+    styles = {"dv": "-o", "dv_neg1": "--.", "floor_dv": ":x", "floor_nwj": ":+", "plugin": "-."}
+    styles["plugin_heldout"] = "-."
     for ax, d in zip(axes[0], dims):
         for name in settings:
             for k in sorted({r["views"] for r in rows}):
@@ -283,7 +305,8 @@ def plot(
                 )
                 if pts:
                     x, y = zip(*pts)
-                    ax.plot(x, y, styles.get(name, "-"), label=f"{name}, K={k}", alpha=0.85)
+                    style = styles.get(name, "-")
+                    ax.plot(x, y, style, color=f"C{k - 2}", label=f"{name}, K={k}", alpha=0.85)
         ax.axhspan(0.95, 1.05, color="tab:green", alpha=0.12, label="±5%")
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_ylim(0.0, 1.3)
@@ -291,7 +314,7 @@ def plot(
         ax.set_xlabel("true total correlation (nats)")
         ax.set_ylabel("mean estimate / truth (clipped to [0, 1.3])")
         ax.set_title(f"d = {d} features per view")
-    axes[0][-1].legend(fontsize=7, ncol=2)
+    axes[0][-1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -323,6 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="results/ladder")
     parser.add_argument("--summarize", action="store_true", help="only rebuild the tables")
     parser.add_argument("--no-plot", action="store_true", help="skip ladder.png (no matplotlib)")
+    parser.add_argument(
+        "--columns",
+        type=_split(str),
+        default=[],
+        help="also write ladder_columns.md: settings against these K:d:level cells, e.g. 3:5:0.5",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     valid = [*SETTINGS, *FLOORS, *REFERENCES]
@@ -340,6 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     (Path(args.out) / "ladder_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     targets = format_targets(rows)
     (Path(args.out) / "ladder_targets.md").write_text(targets + "\n")
+    if args.columns:
+        cells = [tuple(t(v) for t, v in zip((int, int, float), c.split(":"))) for c in args.columns]
+        columns = format_columns(rows, cells)
+        (Path(args.out) / "ladder_columns.md").write_text(columns + "\n")
+        print(columns)
     if not args.no_plot:
         plot(rows, Path(args.out) / "ladder.png")
     print(table)
