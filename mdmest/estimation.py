@@ -185,9 +185,12 @@ def estimate(
                 "the measure, or pass negatives='auto'"
             )
         if auto_negatives and not _is_kl(measure):
+            got = type(measure).__name__
+            if isinstance(measure, FTotalCorrelation):
+                got += f" with divergence {measure.divergence!r}"
             raise ValueError(
                 "negatives='auto' needs a KL-type measure ('dv', or 'f' with the KL divergence), "
-                f"whose product side averages e^T; got {measure!r}"
+                f"whose product side averages e^T; got {got}"
             )
         measure = measure.to(device)
         return _train(
