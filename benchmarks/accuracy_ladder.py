@@ -293,8 +293,14 @@ def plot(
 
     dims = sorted({r["dim"] for r in rows})
     fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
-    styles = {"dv": "-o", "dv_neg1": "--.", "floor_dv": ":x", "floor_nwj": ":+", "plugin": "-."}
-    styles["plugin_heldout"] = "-."
+    styles = {
+        "dv": "-o",
+        "dv_neg1": "--.",
+        "floor_dv": ":x",
+        "floor_nwj": ":+",
+        "plugin": "-.",
+        "plugin_heldout": "-.",
+    }
     for ax, d in zip(axes[0], dims):
         for name in settings:
             for k in sorted({r["views"] for r in rows}):

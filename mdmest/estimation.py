@@ -156,34 +156,31 @@ def estimate(
         raise ValueError(f"{n} rows leave too few for a {test_fraction:.0%} held-out split")
     if isinstance(negatives, str) and negatives != "auto":
         raise ValueError(f"negatives must be an int >= 1, 'auto' or None, got {negatives!r}")
-    if (
-        negatives is None
-        and isinstance(measure, str)
-        and measure in KL_RECIPE_MEASURES
-        and measure_kwargs.get("divergence", "kl") == "kl"
-    ):
-        negatives = "auto"
-    auto_negatives = negatives == "auto"
+    fixed_negatives = negatives not in (None, "auto")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        if isinstance(measure, str):
+        by_name = isinstance(measure, str)
+        if by_name:
             dims = [t.shape[1] for t in tensors]
             if measure in KL_RECIPE_MEASURES:
                 measure_kwargs.setdefault("sampler", "shifted")
                 if "critic" not in measure_kwargs:
                     measure_kwargs["critic"] = MLPCritic(sum(dims), activation="gelu")
-            if negatives is not None and not auto_negatives:
+            if fixed_negatives:
                 measure_kwargs["negatives"] = negatives
             measure = make_measure(measure, dims, **measure_kwargs)
         elif measure_kwargs:
             raise TypeError(
                 f"options {sorted(measure_kwargs)} apply only when measure is given by name"
             )
-        elif negatives is not None and not auto_negatives:
+        elif fixed_negatives:
             raise TypeError(
                 f"negatives={negatives!r} applies only when measure is given by name; set it on "
                 "the measure, or pass negatives='auto'"
             )
+        if negatives is None and by_name and _is_kl(measure):
+            negatives = "auto"  # the recipe's default for "dv", and "f" with KL
+        auto_negatives = negatives == "auto"
         if auto_negatives and not _is_kl(measure):
             got = type(measure).__name__
             if isinstance(measure, FTotalCorrelation):
