@@ -46,12 +46,14 @@ from _floor import floor_estimate  # noqa: E402
 #: Library settings compared on the ladder: options of :func:`mdmest.estimate`. "dv" is what
 #: ``estimate(views, "dv")`` does (the recipe: "shifted" sampler, GELU critic, cosine learning rate,
 #: ``negatives="auto"``, held-out value over 2^18 product rows). "dv_neg1" is the recipe with one
-#: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. Each other
+#: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. "dv_tree"
+#: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each). Each other
 #: "dv_*" setting, and "nwj_neg1", changes one thing of "dv_neg1", to show what it is worth.
 SETTINGS: dict[str, dict] = {
     "dv": {"measure": "dv"},
     "dv_neg1": {"measure": "dv", "negatives": 1},
     "dv_neg16": {"measure": "dv", "negatives": 16},
+    "dv_tree": {"measure": "dv", "decomposition": "tree"},
     "nwj_neg1": {"measure": "f", "negatives": 1},
     "dv_relu": {"measure": "dv", "negatives": 1, "critic_activation": "relu"},
     "dv_shuffle": {"measure": "dv", "negatives": 1, "sampler": "shuffle"},

@@ -12,7 +12,13 @@ from tqdm.auto import tqdm
 
 from mdmest import functional as Fn
 from mdmest.critics import MLPCritic
-from mdmest.measures import DependencyMeasure, FTotalCorrelation, TotalCorrelation, make_measure
+from mdmest.measures import (
+    DecomposedTotalCorrelation,
+    DependencyMeasure,
+    FTotalCorrelation,
+    TotalCorrelation,
+    make_measure,
+)
 
 __all__ = ["EstimateResult", "estimate"]
 
@@ -48,7 +54,7 @@ class EstimateResult:
 
     value: float
     history: np.ndarray
-    measure: DependencyMeasure
+    measure: DependencyMeasure | DecomposedTotalCorrelation
 
     def __float__(self) -> float:
         return self.value
@@ -70,8 +76,9 @@ def _as_tensors(views: Sequence, device: torch.device) -> list[torch.Tensor]:
 
 def estimate(
     views: Sequence[np.ndarray | torch.Tensor],
-    measure: str | DependencyMeasure = "dv",
+    measure: str | DependencyMeasure | DecomposedTotalCorrelation = "dv",
     *,
+    decomposition: str | None = None,
     steps: int = 2000,
     batch_size: int = 256,
     lr: float = 1e-3,
@@ -102,6 +109,12 @@ def estimate(
         :class:`~mdmest.critics.MLPCritic` with GELU activations (smooth critics fit the
         log-density ratio with less overfitting than ReLU ones) and ``negatives="auto"``
         (docs/benchmarks.md §3).
+    decomposition : str, optional
+        "tree" or "chain" (for "dv" and "f" by name): estimate the total correlation as a sum of
+        K − 1 two-group mutual informations, one critic each
+        (:class:`~mdmest.measures.DecomposedTotalCorrelation`), trained together on the same
+        batches. Better with strong dependency (≳ 2 nats among 3 or more views), worse with weak
+        dependency among wide views (docs/benchmarks.md §3). ``None`` (default): one critic.
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
     lr_schedule : str, optional
@@ -165,10 +178,20 @@ def estimate(
             if measure in KL_RECIPE_MEASURES:
                 measure_kwargs.setdefault("sampler", "shifted")
                 if "critic" not in measure_kwargs:
-                    measure_kwargs["critic"] = MLPCritic(sum(dims), activation="gelu")
+                    # A decomposed measure calls the factory once per term.
+                    recipe = _recipe_critic if decomposition else _recipe_critic(sum(dims))
+                    measure_kwargs["critic"] = recipe
             if fixed_negatives:
                 measure_kwargs["negatives"] = negatives
-            measure = make_measure(measure, dims, **measure_kwargs)
+            if decomposition is not None:
+                measure = _decomposed(measure, dims, decomposition, measure_kwargs)
+            else:
+                measure = make_measure(measure, dims, **measure_kwargs)
+        elif decomposition is not None:
+            raise TypeError(
+                "decomposition applies only when measure is given by name; build a "
+                "DecomposedTotalCorrelation instead"
+            )
         elif measure_kwargs:
             raise TypeError(
                 f"options {sorted(measure_kwargs)} apply only when measure is given by name"
@@ -205,7 +228,21 @@ def estimate(
         )
 
 
-def _is_kl(measure: DependencyMeasure) -> bool:
+def _recipe_critic(in_features: int) -> MLPCritic:
+    return MLPCritic(in_features, activation="gelu")
+
+
+def _decomposed(name: str, dims: list[int], decomposition: str, kwargs: dict):
+    if name not in KL_RECIPE_MEASURES:
+        raise ValueError(
+            f"decomposition needs a KL-type measure ('dv', or 'f' with the KL divergence), got {name!r}"
+        )
+    return DecomposedTotalCorrelation(dims, decomposition=decomposition, measure=name, **kwargs)
+
+
+def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:
+    if isinstance(measure, DecomposedTotalCorrelation):
+        return True
     if isinstance(measure, FTotalCorrelation):
         return measure.divergence == "kl"
     return isinstance(measure, TotalCorrelation)
@@ -239,7 +276,9 @@ def _train(
         else None
     )
     history = torch.empty(steps, device=device)
-    ess_sum = torch.zeros((), device=device)
+    # Each KL part adapts its own negatives (the terms of a decomposed measure, or the measure).
+    parts = list(getattr(measure, "terms", [measure]))
+    ess_sum = torch.zeros(len(parts), device=device)
     measure.train()
     batches_per_epoch = n_train // batch_size
     bar = tqdm(range(steps), desc=f"{type(measure).__name__}", disable=not progress, leave=False)
@@ -256,11 +295,16 @@ def _train(
             scheduler.step()
         history[step] = measure.last_bound
         if auto_negatives:
-            ess_sum += Fn.effective_sample_fraction(measure.last_product_scores)
+            ess_sum += torch.stack(
+                [Fn.effective_sample_fraction(part.last_product_scores) for part in parts]
+            )
             if (step + 1) % AUTO_CHECK_STEPS == 0:
                 # One host synchronisation per AUTO_CHECK_STEPS steps.
-                if ess_sum.item() < AUTO_ESS_FRACTION * AUTO_CHECK_STEPS:
-                    measure.negatives = min(2 * measure.negatives, AUTO_MAX_NEGATIVES)
+                for part, low in zip(
+                    parts, (ess_sum < AUTO_ESS_FRACTION * AUTO_CHECK_STEPS).tolist()
+                ):
+                    if low:
+                        part.negatives = min(2 * part.negatives, AUTO_MAX_NEGATIVES)
                 ess_sum.zero_()
         if progress and (step + 1) % 100 == 0:
             bar.set_postfix(bound=f"{history[max(0, step - 99) : step + 1].mean().item():.3f}")
