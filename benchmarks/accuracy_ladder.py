@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from mdmest import estimate
 from mdmest.critics import MLPCritic
+from mdmest.estimation import AUTO_TREE_NATS
 from mdmest.reference import _blocks, gaussian_total_correlation
 from mdmest.tasks import gaussian_task_with_tc
 
@@ -47,13 +48,17 @@ from _floor import floor_estimate  # noqa: E402
 #: ``estimate(views, "dv")`` does (the recipe: "shifted" sampler, GELU critic, cosine learning rate,
 #: ``negatives="auto"``, held-out value over 2^18 product rows). "dv_neg1" is the recipe with one
 #: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. "dv_tree"
-#: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each). Each other
+#: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), and "dv_auto"
+#: the library's best setting: "dv", then for K >= 3 at >= 1.5 nats also "dv_tree", keeping the
+#: larger value (``decomposition="auto"``; ``--derive-auto`` writes its rows from those two settings'
+#: rows of the same seeds, which is exactly what it computes). Each other
 #: "dv_*" setting, and "nwj_neg1", changes one thing of "dv_neg1", to show what it is worth.
 SETTINGS: dict[str, dict] = {
     "dv": {"measure": "dv"},
     "dv_neg1": {"measure": "dv", "negatives": 1},
     "dv_neg16": {"measure": "dv", "negatives": 16},
     "dv_tree": {"measure": "dv", "decomposition": "tree"},
+    "dv_auto": {"measure": "dv", "decomposition": "auto"},
     "nwj_neg1": {"measure": "f", "negatives": 1},
     "dv_relu": {"measure": "dv", "negatives": 1, "critic_activation": "relu"},
     "dv_shuffle": {"measure": "dv", "negatives": 1, "sampler": "shuffle"},
@@ -180,6 +185,33 @@ def _pool(args: argparse.Namespace):
         pool.join()
 
 
+def derive_auto(path: Path) -> int:
+    """Append the "dv_auto" rows that the CSV's "dv" and "dv_tree" rows determine; returns how many.
+
+    ``decomposition="auto"`` trains "dv" and, for K >= 3 when that reads >= AUTO_TREE_NATS, "dv_tree"
+    with the same seed, keeping the larger value: so its row is the rule applied to those two rows
+    (seconds: the sum of the runs it needs). Cells lacking a needed row are skipped.
+    """
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    runs = {(r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"]): r for r in rows}
+    derived = []
+    for (name, *cell), one in runs.items():
+        if name != "dv" or ("dv_auto", *cell) in runs:
+            continue
+        chosen, seconds = float(one["estimate"]), float(one["seconds"])
+        if int(one["views"]) >= 3 and chosen >= AUTO_TREE_NATS:
+            tree = runs.get(("dv_tree", *cell))
+            if tree is None:
+                continue
+            chosen = max(chosen, float(tree["estimate"]))
+            seconds += float(tree["seconds"])
+        derived.append({**one, "setting": "dv_auto", "estimate": chosen, "seconds": seconds})
+    with path.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=FIELDS).writerows(derived)
+    return len(derived)
+
+
 def summarize(path: Path) -> list[dict]:
     """Bias, std, MSE and relative error of the mean per (setting, K, d, level) from the CSV."""
     groups: dict[tuple, list[float]] = {}
@@ -223,8 +255,10 @@ def format_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_targets(rows: Sequence[dict], best: str = "dv") -> str:
+def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str] = ()) -> str:
     """One line per (K, d, level): the issue's two targets for ``best`` against the floors.
+
+    ``compare``: settings whose relative errors get a column of their own beside ``best``'s.
 
     rel. error target: ≤ 5% up to 4 nats, ≤ 15% at 8 nats (none set at 6); MSE target: below both
     floors at every level ≥ 2 nats. The plug-in columns are Gaussian references, not targets: a
@@ -235,10 +269,11 @@ def format_targets(rows: Sequence[dict], best: str = "dv") -> str:
     for r in rows:
         cells.setdefault((r["views"], r["dim"], r["true_tc"]), {})[r["setting"]] = r
     head = (
-        f"| K | d | true TC | {best} mean ± std | rel. error | MSE | floor DV MSE | floor NWJ MSE "
-        "| plug-in | held-out plug-in | met: error / MSE |"
+        f"| K | d | true TC | {best} mean ± std | rel. error | "
+        + "".join(f"{name} rel. error | " for name in compare)
+        + "MSE | floor DV MSE | floor NWJ MSE | plug-in | held-out plug-in | met: error / MSE |"
     )
-    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [head, "|---" * (11 + len(compare)) + "|"]
     for (k, d, tc), by in sorted(cells.items()):
         if best not in by:
             continue
@@ -255,9 +290,10 @@ def format_targets(rows: Sequence[dict], best: str = "dv") -> str:
             met[1] = "yes" if all(b["mse"] < f for f in floors) else "**no**"
         mse = {name: f"{by[name]['mse']:.3g}" if name in by else "–" for name in FLOORS}
         plugins = [f"{by[n]['mean']:.3f}" if n in by else "–" for n in REFERENCES]
+        others = "".join(f"{by[n]['rel_error']:.1%} | " if n in by else "– | " for n in compare)
         lines.append(
             f"| {k} | {d} | {tc:g} | {b['mean']:.3f} ± {b['std']:.3f} | {b['rel_error']:.1%} | "
-            f"{b['mse']:.3g} | {mse['floor_dv']} | {mse['floor_nwj']} | {' | '.join(plugins)} | "
+            f"{others}{b['mse']:.3g} | {mse['floor_dv']} | {mse['floor_nwj']} | {' | '.join(plugins)} | "
             f"{' / '.join(met)} |"
         )
     return "\n".join(lines)
@@ -285,7 +321,7 @@ def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
 def plot(
     rows: Sequence[dict],
     path: Path,
-    settings: Sequence[str] = ("dv", "dv_neg1", "floor_nwj", "plugin_heldout"),
+    settings: Sequence[str] = ("dv_auto", "dv", "dv_tree", "plugin_heldout"),
 ) -> None:
     """Estimate / truth against the true TC, one panel per d; colour = K, line style = setting."""
     import matplotlib
@@ -296,7 +332,9 @@ def plot(
     dims = sorted({r["dim"] for r in rows})
     fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
     styles = {
-        "dv": "-o",
+        "dv_auto": "-o",
+        "dv": "--.",
+        "dv_tree": ":s",
         "dv_neg1": "--.",
         "floor_dv": ":x",
         "floor_nwj": ":+",
@@ -353,6 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help='where settings train ("cuda": a GPU)')
     parser.add_argument("--out", default="results/ladder")
     parser.add_argument("--summarize", action="store_true", help="only rebuild the tables")
+    parser.add_argument(
+        "--derive-auto",
+        action="store_true",
+        help='add the "dv_auto" rows determined by the CSV\'s "dv" and "dv_tree" rows',
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip ladder.png (no matplotlib)")
     parser.add_argument(
         "--columns",
@@ -371,11 +414,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_ladder(args)
     if not path.exists():
         parser.error(f"no results at {path}")
+    if args.derive_auto:
+        print(f"derived {derive_auto(path)} dv_auto rows from the dv and dv_tree rows")
     rows = summarize(path)
     table = format_markdown(rows)
     (Path(args.out) / "ladder_summary.md").write_text(table + "\n")
     (Path(args.out) / "ladder_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
-    targets = format_targets(rows)
+    settings = {r["setting"] for r in rows}
+    best = "dv_auto" if "dv_auto" in settings else "dv"
+    targets = format_targets(
+        rows, best, compare=[s for s in ("dv", "dv_tree") if s in settings and s != best]
+    )
     (Path(args.out) / "ladder_targets.md").write_text(targets + "\n")
     if args.columns:
         cells = [tuple(t(v) for t, v in zip((int, int, float), c.split(":"))) for c in args.columns]

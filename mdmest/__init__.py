@@ -6,6 +6,7 @@
 from mdmest._version import __version__
 from mdmest.estimation import EstimateResult, estimate
 from mdmest.measures import (
+    DecomposedTotalCorrelation,
     DependencyMeasure,
     FTotalCorrelation,
     TotalCorrelation,
@@ -19,6 +20,7 @@ __all__ = [
     "TotalCorrelation",
     "FTotalCorrelation",
     "WassersteinDependency",
+    "DecomposedTotalCorrelation",
     "make_measure",
     "estimate",
     "EstimateResult",

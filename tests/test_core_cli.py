@@ -84,3 +84,14 @@ def test_estimate_negatives_option(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--negatives", "lots"])
     assert "expected an int or \"auto\", got 'lots'" in capsys.readouterr().err
+
+
+def test_estimate_decomposition_option(tmp_path):
+    views = gaussian_task_with_tc(0.5, (1, 2, 1)).sample(500, seed=0)
+    np.savez(tmp_path / "views.npz", a=views[0], b=views[1], c=views[2])
+    out = tmp_path / "result.json"
+    argv = ["estimate", str(tmp_path / "views.npz"), "--steps", "5", "--no-progress"]
+    assert main([*argv, "--decomposition", "chain", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["decomposition"] == "chain"
+    assert main([*argv, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["decomposition"] is None
