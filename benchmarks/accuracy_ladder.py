@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from mdmest import estimate
 from mdmest.critics import MLPCritic
-from mdmest.estimation import AUTO_TREE_NATS
+from mdmest.estimation import THOROUGH_SPLIT_NATS
 from mdmest.reference import _blocks, gaussian_total_correlation
 from mdmest.tasks import gaussian_task_with_tc
 
@@ -48,17 +48,19 @@ from _floor import floor_estimate  # noqa: E402
 #: ``estimate(views, "dv")`` does (the recipe: "shifted" sampler, GELU critic, cosine learning rate,
 #: ``negatives="auto"``, held-out value over 2^18 product rows). "dv_neg1" is the recipe with one
 #: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. "dv_tree"
-#: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), and "dv_auto"
-#: the library's best setting: "dv", then for K >= 3 at >= 1.5 nats also "dv_tree", keeping the
-#: larger value (``decomposition="auto"``; ``--derive-auto`` writes its rows from those two settings'
-#: rows of the same seeds, which is exactly what it computes). Each other
+#: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), "dv_wd" with
+#: weight decay 0.3, and "dv_thorough" the library's best setting (``thorough=True``): "dv", then
+#: "dv_wd" below 1.5 nats or "dv_tree" at or above (K >= 3), keeping the larger value;
+#: ``--derive-thorough`` writes its rows from those settings' rows of the same seeds, which is
+#: exactly what it computes. Each other
 #: "dv_*" setting, and "nwj_neg1", changes one thing of "dv_neg1", to show what it is worth.
 SETTINGS: dict[str, dict] = {
     "dv": {"measure": "dv"},
     "dv_neg1": {"measure": "dv", "negatives": 1},
     "dv_neg16": {"measure": "dv", "negatives": 16},
     "dv_tree": {"measure": "dv", "decomposition": "tree"},
-    "dv_auto": {"measure": "dv", "decomposition": "auto"},
+    "dv_wd": {"measure": "dv", "weight_decay": 0.3},
+    "dv_thorough": {"measure": "dv", "thorough": True},
     "nwj_neg1": {"measure": "f", "negatives": 1},
     "dv_relu": {"measure": "dv", "negatives": 1, "critic_activation": "relu"},
     "dv_shuffle": {"measure": "dv", "negatives": 1, "sampler": "shuffle"},
@@ -185,28 +187,34 @@ def _pool(args: argparse.Namespace):
         pool.join()
 
 
-def derive_auto(path: Path) -> int:
-    """Append the "dv_auto" rows that the CSV's "dv" and "dv_tree" rows determine; returns how many.
+def derive_thorough(path: Path) -> int:
+    """Append the "dv_thorough" rows that the CSV's other rows determine; returns how many.
 
-    ``decomposition="auto"`` trains "dv" and, for K >= 3 when that reads >= AUTO_TREE_NATS, "dv_tree"
-    with the same seed, keeping the larger value: so its row is the rule applied to those two rows
-    (seconds: the sum of the runs it needs). Cells lacking a needed row are skipped.
+    ``thorough=True`` trains "dv", then with the same seed "dv_wd" when that reads below
+    THOROUGH_SPLIT_NATS, or "dv_tree" when it does not and K >= 3, keeping the larger value; so its
+    row is that rule applied to those rows (seconds: the sum of the runs it needs). Cells lacking
+    a needed row are skipped.
     """
     with path.open() as f:
         rows = list(csv.DictReader(f))
     runs = {(r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"]): r for r in rows}
     derived = []
     for (name, *cell), one in runs.items():
-        if name != "dv" or ("dv_auto", *cell) in runs:
+        if name != "dv" or ("dv_thorough", *cell) in runs:
             continue
         chosen, seconds = float(one["estimate"]), float(one["seconds"])
-        if int(one["views"]) >= 3 and chosen >= AUTO_TREE_NATS:
-            tree = runs.get(("dv_tree", *cell))
-            if tree is None:
-                continue
-            chosen = max(chosen, float(tree["estimate"]))
-            seconds += float(tree["seconds"])
-        derived.append({**one, "setting": "dv_auto", "estimate": chosen, "seconds": seconds})
+        if chosen < THOROUGH_SPLIT_NATS:
+            other = runs.get(("dv_wd", *cell))
+        elif int(one["views"]) >= 3:
+            other = runs.get(("dv_tree", *cell))
+        else:
+            other = one
+        if other is None:
+            continue
+        if other is not one:
+            chosen = max(chosen, float(other["estimate"]))
+            seconds += float(other["seconds"])
+        derived.append({**one, "setting": "dv_thorough", "estimate": chosen, "seconds": seconds})
     with path.open("a", newline="") as f:
         csv.DictWriter(f, fieldnames=FIELDS).writerows(derived)
     return len(derived)
@@ -321,7 +329,7 @@ def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
 def plot(
     rows: Sequence[dict],
     path: Path,
-    settings: Sequence[str] = ("dv_auto", "dv", "dv_tree", "plugin_heldout"),
+    settings: Sequence[str] = ("dv_thorough", "dv", "plugin_heldout"),
 ) -> None:
     """Estimate / truth against the true TC, one panel per d; colour = K, line style = setting."""
     import matplotlib
@@ -332,7 +340,7 @@ def plot(
     dims = sorted({r["dim"] for r in rows})
     fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
     styles = {
-        "dv_auto": "-o",
+        "dv_thorough": "-o",
         "dv": "--.",
         "dv_tree": ":s",
         "dv_neg1": "--.",
@@ -392,9 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="results/ladder")
     parser.add_argument("--summarize", action="store_true", help="only rebuild the tables")
     parser.add_argument(
-        "--derive-auto",
+        "--derive-thorough",
         action="store_true",
-        help='add the "dv_auto" rows determined by the CSV\'s "dv" and "dv_tree" rows',
+        help='add the "dv_thorough" rows that the CSV\'s "dv", "dv_wd" and "dv_tree" rows determine',
     )
     parser.add_argument("--no-plot", action="store_true", help="skip ladder.png (no matplotlib)")
     parser.add_argument(
@@ -414,17 +422,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_ladder(args)
     if not path.exists():
         parser.error(f"no results at {path}")
-    if args.derive_auto:
-        print(f"derived {derive_auto(path)} dv_auto rows from the dv and dv_tree rows")
+    if args.derive_thorough:
+        print(f"derived {derive_thorough(path)} dv_thorough rows from the dv, dv_wd, dv_tree rows")
     rows = summarize(path)
     table = format_markdown(rows)
     (Path(args.out) / "ladder_summary.md").write_text(table + "\n")
     (Path(args.out) / "ladder_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     settings = {r["setting"] for r in rows}
-    best = "dv_auto" if "dv_auto" in settings else "dv"
-    targets = format_targets(
-        rows, best, compare=[s for s in ("dv", "dv_tree") if s in settings and s != best]
-    )
+    best = "dv_thorough" if "dv_thorough" in settings else "dv"
+    compare = [s for s in ("dv", "dv_wd", "dv_tree") if s in settings and s != best]
+    targets = format_targets(rows, best, compare=compare)
     (Path(args.out) / "ladder_targets.md").write_text(targets + "\n")
     if args.columns:
         cells = [tuple(t(v) for t, v in zip((int, int, float), c.split(":"))) for c in args.columns]

@@ -95,3 +95,7 @@ def test_estimate_decomposition_option(tmp_path):
     assert json.loads(out.read_text())["decomposition"] == "chain"
     assert main([*argv, "--out", str(out)]) == 0
     assert json.loads(out.read_text())["decomposition"] is None
+    assert main([*argv, "--thorough", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert set(record["candidates"]) == {"default", "weight_decay"}  # 0.5 nats: below 1.5
+    assert record["value"] == max(record["candidates"].values())

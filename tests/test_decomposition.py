@@ -111,9 +111,8 @@ def test_estimate_checks_the_decomposition_option():
     with pytest.raises(ValueError, match="decomposition needs a KL-type measure"):
         mdmest.estimate(views, "wasserstein", decomposition="tree", steps=2, progress=False)
     instance = mdmest.TotalCorrelation((2, 2, 2))
-    for option in ("tree", "auto"):
-        with pytest.raises(TypeError, match="applies only when measure is given by name"):
-            mdmest.estimate(views, instance, decomposition=option, steps=2, progress=False)
+    with pytest.raises(TypeError, match="applies only when measure is given by name"):
+        mdmest.estimate(views, instance, decomposition="tree", steps=2, progress=False)
 
 
 @pytest.mark.slow
@@ -127,14 +126,39 @@ def test_tree_estimate_of_a_strong_three_view_dependency():
 
 
 @pytest.mark.slow
-def test_auto_keeps_one_critic_for_weak_dependency_and_the_larger_value_for_strong():
+def test_thorough_tries_the_alternative_its_first_value_points_to_and_keeps_the_larger():
     budget = dict(steps=300, batch_size=128, progress=False)
     weak = gaussian_task_with_tc(0.3, (2, 2, 2)).sample(3000, seed=6)
-    one = mdmest.estimate(weak, "dv", **budget)
-    auto = mdmest.estimate(weak, "dv", decomposition="auto", **budget)
-    assert auto.value == one.value and isinstance(auto.measure, mdmest.TotalCorrelation)
+    one = mdmest.estimate(weak, "dv", **budget).value
+    decayed = mdmest.estimate(weak, "dv", weight_decay=0.3, **budget).value
+    thorough = mdmest.estimate(weak, "dv", thorough=True, **budget)
+    assert thorough.candidates == {"default": one, "weight_decay": decayed}
+    assert thorough.value == max(one, decayed)
+    assert isinstance(thorough.measure, mdmest.TotalCorrelation)
     strong = gaussian_task_with_tc(3.0, (2, 2, 2)).sample(3000, seed=6)
     one = mdmest.estimate(strong, "dv", **budget).value
     tree = mdmest.estimate(strong, "dv", decomposition="tree", **budget).value
-    assert one >= 1.5  # the rule's threshold, so that the tree is tried
-    assert mdmest.estimate(strong, "dv", decomposition="auto", **budget).value == max(one, tree)
+    assert one >= 1.5  # the rule's threshold, so that the tree is the alternative
+    thorough = mdmest.estimate(strong, "dv", thorough=True, **budget)
+    assert thorough.candidates == {"default": one, "tree": tree}
+    assert thorough.value == max(one, tree)
+    kept = DecomposedTotalCorrelation if tree > one else mdmest.TotalCorrelation
+    assert isinstance(thorough.measure, kept)
+    # Two views at >= 1.5 nats: no alternative, one run.
+    pair = gaussian_task_with_tc(3.0, (2, 2)).sample(3000, seed=6)
+    alone = mdmest.estimate(pair, "dv", thorough=True, **budget)
+    assert alone.candidates == {"default": mdmest.estimate(pair, "dv", **budget).value}
+
+
+def test_thorough_checks_its_arguments():
+    views = gaussian_task_with_tc(0.5, (2, 2, 2)).sample(500)
+    with pytest.raises(TypeError, match="thorough=True applies only when measure is given by name"):
+        mdmest.estimate(views, mdmest.TotalCorrelation((2, 2, 2)), thorough=True, steps=2)
+    with pytest.raises(ValueError, match="got 'f' with divergence 'js'"):
+        mdmest.estimate(views, "f", divergence="js", thorough=True, steps=2)
+    with pytest.raises(ValueError, match="got 'wasserstein'"):
+        mdmest.estimate(views, "wasserstein", thorough=True, steps=2)
+    with pytest.raises(ValueError, match="chooses the decomposition and the weight decay itself"):
+        mdmest.estimate(views, thorough=True, decomposition="tree", steps=2)
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
+        mdmest.estimate(views, weight_decay=-1, steps=2)

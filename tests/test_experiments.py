@@ -149,15 +149,17 @@ def test_accuracy_ladder_runs_in_worker_processes(tmp_path):
     assert "held-out plug-in" in (tmp_path / "ladder_targets.md").read_text()
 
 
-def test_derive_auto_applies_the_rule_of_decomposition_auto(tmp_path):
+def test_derive_thorough_applies_the_rule_of_thorough_estimates(tmp_path):
     ladder = _script("accuracy_ladder")
     path = tmp_path / "ladder_runs.csv"
     runs = [  # setting, K, d, level, seed, estimate, seconds
-        ("dv", 2, 5, 4.0, 0, 3.9, 10),  # two views: the one critic
-        ("dv", 3, 5, 1.0, 0, 0.9, 10),  # below 1.5 nats: the tree is not tried
-        ("dv_tree", 3, 5, 1.0, 0, 0.95, 20),
-        ("dv", 3, 5, 4.0, 0, 3.6, 10),  # the larger of the two
+        ("dv", 2, 5, 4.0, 0, 3.9, 10),  # two views at >= 1.5 nats: no alternative
+        ("dv", 2, 5, 1.0, 0, 0.9, 10),  # below 1.5 nats: weight decay, the larger
+        ("dv_wd", 2, 5, 1.0, 0, 0.95, 20),
+        ("dv_tree", 2, 5, 1.0, 0, 0.99, 20),  # not the alternative here: ignored
+        ("dv", 3, 5, 4.0, 0, 3.6, 10),  # K >= 3 at >= 1.5 nats: the tree, the larger
         ("dv_tree", 3, 5, 4.0, 0, 3.9, 20),
+        ("dv_wd", 3, 5, 4.0, 0, 3.95, 20),  # not the alternative here: ignored
         ("dv", 3, 5, 4.0, 1, 3.8, 10),
         ("dv_tree", 3, 5, 4.0, 1, 3.7, 20),
         ("dv", 4, 5, 4.0, 0, 3.5, 10),  # the tree's row is missing: skipped
@@ -166,24 +168,23 @@ def test_derive_auto_applies_the_rule_of_decomposition_auto(tmp_path):
         writer = csv.writer(f)
         writer.writerow(ladder.FIELDS)
         writer.writerows(runs)
-    assert ladder.derive_auto(path) == 4
-    assert ladder.derive_auto(path) == 0  # nothing new the second time
-    auto = {
+    assert ladder.derive_thorough(path) == 4
+    assert ladder.derive_thorough(path) == 0  # nothing new the second time
+    thorough = {
         (int(r["views"]), float(r["true_tc"]), int(r["seed"])): (
             float(r["estimate"]),
             float(r["seconds"]),
         )
         for r in csv.DictReader(path.open())
-        if r["setting"] == "dv_auto"
+        if r["setting"] == "dv_thorough"
     }
-    assert auto == {
+    assert thorough == {
         (2, 4.0, 0): (3.9, 10),
-        (3, 1.0, 0): (0.9, 10),
+        (2, 1.0, 0): (0.95, 30),
         (3, 4.0, 0): (3.9, 30),
         (3, 4.0, 1): (3.8, 30),
     }
     assert ladder.main(["--summarize", "--no-plot", "--out", str(tmp_path)]) == 0
     targets = (tmp_path / "ladder_targets.md").read_text()
-    assert targets.startswith(
-        "| K | d | true TC | dv_auto mean ± std | rel. error | dv rel. error |"
-    )
+    head = "| K | d | true TC | dv_thorough mean ± std | rel. error | dv rel. error | dv_wd rel. error |"
+    assert targets.startswith(head)
