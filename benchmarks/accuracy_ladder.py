@@ -49,7 +49,7 @@ from _floor import floor_estimate  # noqa: E402
 #: ``negatives="auto"``, held-out value over 2^18 product rows). "dv_neg1" is the recipe with one
 #: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. "dv_tree"
 #: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), "dv_wd" with
-#: weight decay 0.3, and "dv_thorough" the library's best setting (``thorough=True``): "dv", then
+#: weight decay 0.3 ("dv_tree_wd": both), and "dv_thorough" the library's best setting (``thorough=True``): "dv", then
 #: "dv_wd" below 1.5 nats or "dv_tree" at or above (K >= 3), keeping the larger value;
 #: ``--derive-thorough`` writes its rows from those settings' rows of the same seeds, which is
 #: exactly what it computes. Each other
@@ -60,6 +60,7 @@ SETTINGS: dict[str, dict] = {
     "dv_neg16": {"measure": "dv", "negatives": 16},
     "dv_tree": {"measure": "dv", "decomposition": "tree"},
     "dv_wd": {"measure": "dv", "weight_decay": 0.3},
+    "dv_tree_wd": {"measure": "dv", "decomposition": "tree", "weight_decay": 0.3},
     "dv_thorough": {"measure": "dv", "thorough": True},
     "nwj_neg1": {"measure": "f", "negatives": 1},
     "dv_relu": {"measure": "dv", "negatives": 1, "critic_activation": "relu"},
