@@ -205,14 +205,13 @@ def derive_thorough(path: Path) -> int:
             continue
         chosen, seconds = float(one["estimate"]), float(one["seconds"])
         if chosen < THOROUGH_SPLIT_NATS:
-            other = runs.get(("dv_wd", *cell))
-        elif int(one["views"]) >= 3:
-            other = runs.get(("dv_tree", *cell))
+            alternative = "dv_wd"
         else:
-            other = one
-        if other is None:
-            continue
-        if other is not one:
+            alternative = "dv_tree" if int(one["views"]) >= 3 else None
+        if alternative is not None:
+            other = runs.get((alternative, *cell))
+            if other is None:
+                continue
             chosen = max(chosen, float(other["estimate"]))
             seconds += float(other["seconds"])
         derived.append({**one, "setting": "dv_thorough", "estimate": chosen, "seconds": seconds})

@@ -236,7 +236,9 @@ def estimate(
             if fixed_negatives:
                 measure_kwargs["negatives"] = negatives
             if decomposition is not None:
-                measure = _decomposed(measure, dims, decomposition, measure_kwargs)
+                measure = DecomposedTotalCorrelation(
+                    dims, decomposition=decomposition, measure=measure, **measure_kwargs
+                )
             else:
                 measure = make_measure(measure, dims, **measure_kwargs)
         elif decomposition is not None:
@@ -311,14 +313,6 @@ def _thorough(views, measure, decomposition, measure_kwargs: dict, **options) ->
 
 def _recipe_critic(in_features: int) -> MLPCritic:
     return MLPCritic(in_features, activation="gelu")
-
-
-def _decomposed(name: str, dims: list[int], decomposition: str, kwargs: dict):
-    if name not in KL_RECIPE_MEASURES:
-        raise ValueError(
-            f"decomposition needs a KL-type measure ('dv', or 'f' with the KL divergence), got {name!r}"
-        )
-    return DecomposedTotalCorrelation(dims, decomposition=decomposition, measure=name, **kwargs)
 
 
 def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:

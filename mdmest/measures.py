@@ -35,6 +35,12 @@ Sampler = Callable[..., torch.Tensor]
 EVAL_CHUNK_ROWS = 65_536
 
 
+def _as_names(names: Sequence[str] | None, dims: tuple[int, ...]) -> tuple[str, ...] | None:
+    if names is not None and len(names) != len(dims):
+        raise ValueError(f"names has {len(names)} entries, dims has {len(dims)}")
+    return tuple(names) if names is not None else None
+
+
 def _as_negatives(value) -> int:
     if isinstance(value, bool) or not float(value).is_integer() or value < 1:
         raise ValueError(f"negatives must be an int >= 1, got {value!r}")
@@ -82,14 +88,12 @@ class DependencyMeasure(nn.Module):
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
-        if names is not None and len(names) != len(self.dims):
-            raise ValueError(f"names has {len(names)} entries, dims has {len(self.dims)}")
+        self.names = _as_names(names, self.dims)
         self.negatives = _as_negatives(negatives)
         self.critic = critic if critic is not None else self.default_critic(sum(self.dims))
         if isinstance(sampler, str):
             sampler = SAMPLERS[check_choice("sampler", sampler, tuple(SAMPLERS))]
         self.sampler = sampler if sampler is not None else product_indices
-        self.names = tuple(names) if names is not None else None
         self.check_finite = check_finite
         self.generator: torch.Generator | None = None
         self.last_bound: torch.Tensor | None = None
@@ -524,9 +528,12 @@ class DecomposedTotalCorrelation(nn.Module):
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
-        if names is not None and len(names) != len(self.dims):
-            raise ValueError(f"names has {len(names)} entries, dims has {len(self.dims)}")
-        check_choice("measure", measure, ("dv", "f"))
+        self.names = _as_names(names, self.dims)
+        if measure not in ("dv", "f"):
+            raise ValueError(
+                "decomposition needs a KL-type measure ('dv', or 'f' with the KL divergence), "
+                f"got {measure!r}"
+            )
         if kwargs.get("divergence", "kl") != "kl":
             raise ValueError(
                 "the chain rule holds for the KL divergence only; got "
@@ -539,7 +546,6 @@ class DecomposedTotalCorrelation(nn.Module):
             )
         self.decomposition = decomposition
         self.splits = split_views(len(self.dims), decomposition)
-        self.names = tuple(names) if names is not None else None
         self.check_finite = check_finite
         terms = []
         for groups in self.splits:
