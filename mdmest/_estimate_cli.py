@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="for dv and f: the TC as a sum of two-group MIs, one critic each",
     )
     parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="the critic's decoupled weight decay (AdamW); 0: plain Adam",
+    )
+    parser.add_argument(
         "--thorough",
         action="store_true",
         help="for dv and f: the most accurate setting, at twice the training (also trains the "
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         "names": names,
         "decomposition": args.decomposition,
         "thorough": args.thorough,
+        "weight_decay": args.weight_decay,
     }
     if args.divergence:
         options["divergence"] = args.divergence

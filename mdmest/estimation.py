@@ -36,11 +36,12 @@ AUTO_CHECK_STEPS = 100
 AUTO_ESS_FRACTION = 0.1
 AUTO_MAX_NEGATIVES = 16
 #: ``thorough=True``: a one-critic value of at least this many nats calls for the tree decomposition
-#: as the alternative (with K >= 3 views), a lower one for a critic with weight decay
-#: (docs/benchmarks.md §3: on the ladder the tree never won below 2 nats among wide views and
-#: always won from 4 nats; weight decay helps weak dependency and costs strong).
+#: with weight decay as the alternative (with K >= 3 views), a lower one for one critic with weight
+#: decay (docs/benchmarks.md §3: on the ladder the tree never won below 2 nats among wide views and
+#: always won from 4 nats; weight decay helps weak dependency, and the tree's terms are weaker
+#: dependencies than the whole).
 THOROUGH_SPLIT_NATS = 1.5
-#: ``thorough=True``: the weight decay of the alternative below ``THOROUGH_SPLIT_NATS``.
+#: ``thorough=True``: the weight decay of the alternative (either one).
 THOROUGH_WEIGHT_DECAY = 0.3
 DECOMPOSITION_CHOICES = (None, *DECOMPOSITIONS)
 
@@ -61,7 +62,7 @@ class EstimateResult:
         The trained measure (critic included), ready for ``estimate``/``scores`` on new rows.
     candidates : dict of str to float, optional
         With ``thorough=True``: the held-out value of each setting trained ("default", and
-        "tree" or "weight_decay"), of which ``value`` is the larger. Otherwise ``None``.
+        "weight_decay" or "tree_weight_decay"), of which ``value`` is the larger. Otherwise ``None``.
     """
 
     value: float
@@ -134,8 +135,9 @@ def estimate(
     thorough : bool
         The library's most accurate setting, for "dv" and "f" (KL) by name, at twice the
         training: the default estimate first; then the alternative that its value points to,
-        trained with the same seed: the tree decomposition when K >= 3 and the value is at least
-        1.5 nats, else a critic with weight decay 0.3 (skipped for 2 views at >= 1.5 nats). The
+        trained with the same seed, with weight decay 0.3: on the tree decomposition when K >= 3
+        and the value is at least 1.5 nats, else on one critic (skipped for 2 views at >= 1.5
+        nats). The
         larger held-out value is kept (both are lower bounds); ``result.candidates`` has both and
         ``result.measure`` is the kept one (docs/benchmarks.md §3).
     steps, batch_size, lr : int, int, float
@@ -301,7 +303,8 @@ def _thorough(views, measure, decomposition, measure_kwargs: dict, **options) ->
     if first.value < THOROUGH_SPLIT_NATS:
         name, change = "weight_decay", {"weight_decay": THOROUGH_WEIGHT_DECAY}
     elif len(views) >= 3:
-        name, change = "tree", {"decomposition": "tree"}
+        name = "tree_weight_decay"
+        change = {"decomposition": "tree", "weight_decay": THOROUGH_WEIGHT_DECAY}
     else:
         first.candidates = {"default": first.value}
         return first

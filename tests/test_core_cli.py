@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+import mdmest
 from mdmest.cli import main
 from mdmest.tasks import gaussian_task_with_tc
 
@@ -95,6 +96,17 @@ def test_estimate_decomposition_option(tmp_path):
     assert json.loads(out.read_text())["decomposition"] == "chain"
     assert main([*argv, "--out", str(out)]) == 0
     assert json.loads(out.read_text())["decomposition"] is None
+    tree = [*argv, "--decomposition", "tree", "--weight-decay", "0.3", "--out", str(out)]
+    assert main(tree) == 0
+    record = json.loads(out.read_text())
+    assert record["options"]["weight_decay"] == 0.3
+    decayed = mdmest.estimate(
+        views, "dv", decomposition="tree", weight_decay=0.3, steps=5, progress=False
+    ).value
+    assert record["value"] == pytest.approx(decayed)
+    assert decayed != pytest.approx(
+        mdmest.estimate(views, "dv", decomposition="tree", steps=5, progress=False).value
+    )
     assert main([*argv, "--thorough", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     assert set(record["candidates"]) == {"default", "weight_decay"}  # 0.5 nats: below 1.5

@@ -137,10 +137,10 @@ def test_thorough_tries_the_alternative_its_first_value_points_to_and_keeps_the_
     assert isinstance(thorough.measure, mdmest.TotalCorrelation)
     strong = gaussian_task_with_tc(3.0, (2, 2, 2)).sample(3000, seed=6)
     one = mdmest.estimate(strong, "dv", **budget).value
-    tree = mdmest.estimate(strong, "dv", decomposition="tree", **budget).value
+    tree = mdmest.estimate(strong, "dv", decomposition="tree", weight_decay=0.3, **budget).value
     assert one >= 1.5  # the rule's threshold, so that the tree is the alternative
     thorough = mdmest.estimate(strong, "dv", thorough=True, **budget)
-    assert thorough.candidates == {"default": one, "tree": tree}
+    assert thorough.candidates == {"default": one, "tree_weight_decay": tree}
     assert thorough.value == max(one, tree)
     kept = DecomposedTotalCorrelation if tree > one else mdmest.TotalCorrelation
     assert isinstance(thorough.measure, kept)

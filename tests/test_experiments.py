@@ -156,13 +156,15 @@ def test_derive_thorough_applies_the_rule_of_thorough_estimates(tmp_path):
         ("dv", 2, 5, 4.0, 0, 3.9, 10),  # two views at >= 1.5 nats: no alternative
         ("dv", 2, 5, 1.0, 0, 0.9, 10),  # below 1.5 nats: weight decay, the larger
         ("dv_wd", 2, 5, 1.0, 0, 0.95, 20),
-        ("dv_tree", 2, 5, 1.0, 0, 0.99, 20),  # not the alternative here: ignored
-        ("dv", 3, 5, 4.0, 0, 3.6, 10),  # K >= 3 at >= 1.5 nats: the tree, the larger
-        ("dv_tree", 3, 5, 4.0, 0, 3.9, 20),
+        ("dv_tree_wd", 2, 5, 1.0, 0, 0.99, 20),  # not the alternative here: ignored
+        ("dv", 3, 5, 4.0, 0, 3.6, 10),  # K >= 3 at >= 1.5 nats: tree + decay, the larger
+        ("dv_tree_wd", 3, 5, 4.0, 0, 3.9, 20),
         ("dv_wd", 3, 5, 4.0, 0, 3.95, 20),  # not the alternative here: ignored
+        ("dv_tree", 3, 5, 4.0, 0, 3.97, 20),  # nor is the tree without decay
         ("dv", 3, 5, 4.0, 1, 3.8, 10),
-        ("dv_tree", 3, 5, 4.0, 1, 3.7, 20),
-        ("dv", 4, 5, 4.0, 0, 3.5, 10),  # the tree's row is missing: skipped
+        ("dv_tree_wd", 3, 5, 4.0, 1, 3.7, 20),
+        ("dv", 4, 5, 4.0, 0, 3.5, 10),  # the alternative's row is missing: skipped
+        ("dv_tree", 4, 5, 4.0, 0, 3.9, 20),
     ]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -186,5 +188,8 @@ def test_derive_thorough_applies_the_rule_of_thorough_estimates(tmp_path):
     }
     assert ladder.main(["--summarize", "--no-plot", "--out", str(tmp_path)]) == 0
     targets = (tmp_path / "ladder_targets.md").read_text()
-    head = "| K | d | true TC | dv_thorough mean ± std | rel. error | dv rel. error | dv_wd rel. error |"
+    head = (
+        "| K | d | true TC | dv_thorough mean ± std | rel. error | dv rel. error "
+        "| dv_wd rel. error | dv_tree_wd rel. error |"
+    )
     assert targets.startswith(head)
