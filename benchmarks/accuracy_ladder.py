@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from mdmest import estimate
 from mdmest.critics import MLPCritic
-from mdmest.estimation import THOROUGH_SPLIT_NATS
+from mdmest.estimation import thorough_alternative
 from mdmest.reference import _blocks, gaussian_total_correlation
 from mdmest.tasks import gaussian_task_with_tc
 
@@ -195,13 +195,21 @@ def _pool(args: argparse.Namespace):
         pool.join()
 
 
+def _setting_with(options: dict) -> str:
+    """The name of the ladder setting with exactly these options of :func:`mdmest.estimate`."""
+    names = [name for name, opts in SETTINGS.items() if opts == options]
+    if len(names) != 1:
+        raise KeyError(f"expected one ladder setting with options {options}, found {names}")
+    return names[0]
+
+
 def derive_thorough(path: Path) -> int:
     """Append the "dv_thorough" rows that the CSV's other rows determine; returns how many.
 
-    ``thorough=True`` trains "dv", then with the same seed "dv_wd" when that reads below
-    THOROUGH_SPLIT_NATS, or "dv_tree_wd" when it does not and K >= 3, keeping the larger value; so its
-    row is that rule applied to those rows (seconds: the sum of the runs it needs). Cells lacking
-    a needed row are skipped.
+    ``thorough=True`` trains "dv", then with the same seed the alternative that
+    :func:`mdmest.estimation.thorough_alternative` names for its value (the setting with those
+    options: "dv_wd" or "dv_tree_wd"), keeping the larger value; so its row is that rule applied
+    to those rows (seconds: the sum of the runs it needs). Cells lacking a needed row are skipped.
     """
     with path.open() as f:
         rows = list(csv.DictReader(f))
@@ -211,12 +219,9 @@ def derive_thorough(path: Path) -> int:
         if name != "dv" or ("dv_thorough", *cell) in runs:
             continue
         chosen, seconds = float(one["estimate"]), float(one["seconds"])
-        if chosen < THOROUGH_SPLIT_NATS:
-            alternative = "dv_wd"
-        else:
-            alternative = "dv_tree_wd" if int(one["views"]) >= 3 else None
+        alternative = thorough_alternative(chosen, int(one["views"]))
         if alternative is not None:
-            other = runs.get((alternative, *cell))
+            other = runs.get((_setting_with({"measure": "dv", **alternative[1]}), *cell))
             if other is None:
                 continue
             chosen = max(chosen, float(other["estimate"]))

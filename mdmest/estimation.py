@@ -285,6 +285,19 @@ def estimate(
         )
 
 
+def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:
+    """The run ``thorough=True`` adds after a default run that read ``value`` nats on ``n_views``.
+
+    Returns its name in ``EstimateResult.candidates`` and the options of :func:`estimate` it
+    changes, or ``None`` where there is none (2 views at ``THOROUGH_SPLIT_NATS`` or more).
+    """
+    if value < THOROUGH_SPLIT_NATS:
+        return "weight_decay", {"weight_decay": THOROUGH_WEIGHT_DECAY}
+    if n_views >= 3:
+        return "tree_weight_decay", {"decomposition": "tree", "weight_decay": THOROUGH_WEIGHT_DECAY}
+    return None
+
+
 def _thorough(views, measure, decomposition, measure_kwargs: dict, **options) -> EstimateResult:
     """``estimate(..., thorough=True)``: the default run, one alternative, the larger value."""
     if not isinstance(measure, str):
@@ -300,14 +313,11 @@ def _thorough(views, measure, decomposition, measure_kwargs: dict, **options) ->
             f"decomposition={decomposition!r}, weight_decay={options['weight_decay']}"
         )
     first = estimate(views, measure, **options, **measure_kwargs)
-    if first.value < THOROUGH_SPLIT_NATS:
-        name, change = "weight_decay", {"weight_decay": THOROUGH_WEIGHT_DECAY}
-    elif len(views) >= 3:
-        name = "tree_weight_decay"
-        change = {"decomposition": "tree", "weight_decay": THOROUGH_WEIGHT_DECAY}
-    else:
+    alternative = thorough_alternative(first.value, len(views))
+    if alternative is None:
         first.candidates = {"default": first.value}
         return first
+    name, change = alternative
     other = estimate(views, measure, **{**options, **change}, **measure_kwargs)
     kept = other if other.value > first.value else first
     kept.candidates = {"default": first.value, name: other.value}
