@@ -162,3 +162,15 @@ def test_thorough_checks_its_arguments():
         mdmest.estimate(views, thorough=True, decomposition="tree", steps=2)
     with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
         mdmest.estimate(views, weight_decay=-1, steps=2)
+
+
+def test_thorough_alternative_follows_the_first_value_and_the_number_of_views():
+    from mdmest.estimation import thorough_alternative
+
+    assert thorough_alternative(1.49, 2) == ("weight_decay", {"weight_decay": 0.3})
+    assert thorough_alternative(0.2, 4) == ("weight_decay", {"weight_decay": 0.3})
+    tree = ("tree_weight_decay", {"decomposition": "tree", "weight_decay": 0.3})
+    assert thorough_alternative(1.5, 3) == tree
+    assert thorough_alternative(7.9, 8) == tree
+    assert thorough_alternative(1.5, 2) is None
+    assert thorough_alternative(8.0, 2) is None
