@@ -137,9 +137,9 @@ def estimate(
         training: the default estimate first; then the alternative that its value points to,
         trained with the same seed, with weight decay 0.3: on the tree decomposition when K >= 3
         and the value is at least 1.5 nats, else on one critic (skipped for 2 views at >= 1.5
-        nats). The
-        larger held-out value is kept (both are lower bounds); ``result.candidates`` has both and
-        ``result.measure`` is the kept one (docs/benchmarks.md §3).
+        nats; :func:`thorough_alternative`). The larger held-out value is kept (both are lower
+        bounds); ``result.candidates`` has both and ``result.measure`` is the kept one
+        (docs/benchmarks.md §3).
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
     lr_schedule : str, optional
