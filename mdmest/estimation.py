@@ -14,6 +14,7 @@ from mdmest import functional as Fn
 from mdmest.critics import MLPCritic
 from mdmest.measures import (
     DECOMPOSITIONS,
+    KL_MEASURES,
     DecomposedTotalCorrelation,
     DependencyMeasure,
     FTotalCorrelation,
@@ -26,7 +27,7 @@ __all__ = ["EstimateResult", "estimate"]
 LR_SCHEDULES = (None, "cosine")
 #: Measures that estimate() builds, unless told otherwise, with the accuracy ladder's best recipe
 #: (docs/benchmarks.md §3): the "shifted" sampler and a GELU critic.
-KL_RECIPE_MEASURES = ("dv", "f")
+KL_RECIPE_MEASURES = KL_MEASURES
 #: With ``eval_negatives=None`` the held-out value averages over at least this many product rows.
 EVAL_PRODUCT_ROWS = 2**18
 #: ``negatives="auto"``: every ``AUTO_CHECK_STEPS`` steps, if the product rows' mean effective sample

@@ -439,6 +439,9 @@ class WassersteinDependency(DependencyMeasure):
 
 
 DECOMPOSITIONS = ("tree", "chain")
+#: The measures, by name, that bound a KL divergence (for "f": with ``divergence="kl"``, its
+#: default): the ones a decomposition, adaptive negatives and ``thorough`` apply to.
+KL_MEASURES = ("dv", "f")
 
 
 def split_views(num_views: int, decomposition: str = "tree") -> list[tuple[tuple[int, ...], ...]]:
@@ -529,7 +532,7 @@ class DecomposedTotalCorrelation(nn.Module):
         super().__init__()
         self.dims = check_dims(dims)
         self.names = _as_names(names, self.dims)
-        if measure not in ("dv", "f"):
+        if measure not in KL_MEASURES:
             raise ValueError(
                 "decomposition needs a KL-type measure ('dv', or 'f' with the KL divergence), "
                 f"got {measure!r}"
