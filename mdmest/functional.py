@@ -27,6 +27,7 @@ __all__ = [
     "gradient_penalty",
     "interpolate",
     "lipschitz_constant",
+    "scale_grad",
 ]
 
 _LOG2 = math.log(2.0)
@@ -184,3 +185,35 @@ def gradient_penalty(
     out = critic(mixed)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
     return (grad.norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    r"""``x`` unchanged in the forward pass; the gradient flowing back through it times ``scale``.
+
+    Put between an encoder and a measure, it weights the measure's gradient for the encoder only:
+    the critic behind it still receives the gradient of the measure itself. This is what
+    :meth:`mdmest.DependencyMeasure.loss` does, so that the critic's step does not depend on the
+    weight in any optimiser (``scale=0`` stops the encoder's gradient; ``scale=-1`` reverses it).
+
+    Examples
+    --------
+    >>> x = torch.ones(3, requires_grad=True)
+    >>> scale_grad(x, 0.1).sum().backward()
+    >>> x.grad
+    tensor([0.1000, 0.1000, 0.1000])
+    """
+    scale = float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    return _ScaleGrad.apply(x, scale)

@@ -171,6 +171,31 @@ class DependencyMeasure(nn.Module):
         self.last_product_scores = t_product.detach()
         return loss
 
+    #: The unweighted ``measure(...)`` of the last :meth:`loss` call (detached).
+    last_loss: torch.Tensor | None = None
+
+    def loss(self, *views: torch.Tensor, weight: float) -> torch.Tensor:
+        """``weight * measure(*views)`` as a term of a task loss, with the critic's step free of
+        ``weight``.
+
+        Its value is ``weight`` times the measure's loss; its gradient is ``weight`` times that of
+        the loss for the views (so for the encoders), and the gradient of the loss itself for the
+        critic. With one optimiser over model and measure, the critic then takes the same step
+        whatever the weight (also 0), in SGD as in Adam. ``last_loss`` keeps the unweighted value.
+
+        Examples
+        --------
+        >>> measure = TotalCorrelation([2, 2])
+        >>> z = [torch.randn(16, 2, requires_grad=True) for _ in range(2)]
+        >>> measure.loss(*z, weight=0.0).backward()  # the encoders get 0, the critic learns
+        >>> all(p.grad.abs().sum() > 0 for p in measure.critic.parameters())
+        True
+        """
+        value = self(*(Fn.scale_grad(view, weight) for view in views))
+        self.last_loss = value.detach()
+        # Value weight·L, gradient ∂L/∂θ for the critic (the views' gradient is scaled above).
+        return value + (weight - 1.0) * value.detach()
+
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
         was_training = self.training
@@ -595,6 +620,16 @@ class DecomposedTotalCorrelation(nn.Module):
         loss = sum(term(*pair) for term, pair in zip(self.terms, self._term_views(views)))
         self.last_bound = sum(term.last_bound for term in self.terms)
         return loss
+
+    #: The unweighted ``measure(...)`` of the last :meth:`loss` call (detached).
+    last_loss: torch.Tensor | None = None
+
+    def loss(self, *views: torch.Tensor, weight: float) -> torch.Tensor:
+        """``weight * measure(*views)`` with every term's critic stepping on the unweighted loss
+        (see :meth:`DependencyMeasure.loss`)."""
+        value = self(*(Fn.scale_grad(view, weight) for view in views))
+        self.last_loss = value.detach()
+        return value + (weight - 1.0) * value.detach()
 
     def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
         """The sum of the terms' bounds on these views (see :meth:`DependencyMeasure.estimate`)."""

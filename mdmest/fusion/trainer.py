@@ -4,7 +4,9 @@ The objective is ``L = L_task + weight * measure(z_text, z_audio, z_video)``, wh
 ``measure(...)`` is minus the measure's lower bound (plus its own penalties, e.g. the gradient
 penalty), so minimising ``L`` maximises the dependency among the modality representations. The
 critic inside the measure has its own optimiser and minimises the same ``measure(...)``, which
-tightens the bound. Model selection and early stopping use the validation split only.
+tightens the bound: the weighted term is ``measure.loss(..., weight=weight)``, whose gradient is
+weighted for the encoders only, so the critic's step does not depend on the weight. Model
+selection and early stopping use the validation split only.
 """
 
 from __future__ import annotations
@@ -328,8 +330,8 @@ class Trainer:
         for the final evaluation); text features present unless the model reads words (MAG).
     config : TrainConfig
         Hyperparameters.
-    measure : mdmest.DependencyMeasure, optional
-        The penalty; by default ``make_measure(config.penalty, model.representation_dims,
+    measure : mdmest.DependencyMeasure or mdmest.DecomposedTotalCorrelation, optional
+        The penalty, stepped through its ``loss(*views, weight=config.penalty_weight)``; by default ``make_measure(config.penalty, model.representation_dims,
         **config.measure_kwargs)`` (none when ``config.penalty == "none"``). Pass one to use a
         custom critic, and pass the same kind again to :meth:`from_checkpoint`.
     out_dir : path, optional
@@ -367,6 +369,11 @@ class Trainer:
     ) -> None:
         if measure is not None and config.penalty == "none":
             raise ValueError("a measure was passed but config.penalty is 'none'; name its kind")
+        if measure is not None and not callable(getattr(measure, "loss", None)):
+            raise TypeError(
+                "measure must be an mdmest measure, with a loss(*views, weight=...) method; got "
+                f"{type(measure).__name__}"
+            )
         self.config = config
         self.dataset = dataset
         self.model_spec = dict(model_spec) if model_spec is not None else None
@@ -713,43 +720,28 @@ class Trainer:
         task_loss = self._task_loss(output.prediction, batch["label"])
         loss = task_loss
         penalty_value = 0.0
-        weight = self.config.penalty_weight
-        critic_grads = None
         if self.measure is not None:
-            penalty = self.measure(*output.representations)
-            loss = task_loss + weight * penalty
-            penalty_value = penalty.item()
-            if self.critic_optimizer is not None and weight <= 0:
-                # The critic minimises measure(...) itself (tightens the bound) even when the
-                # encoders give the penalty no weight: then it needs its own backward pass.
-                critic_grads = torch.autograd.grad(
-                    penalty, self._critic_params, retain_graph=True, allow_unused=True
-                )
+            # Value task + weight·measure(...); the encoders get weight × the measure's gradient,
+            # the critic the measure's own gradient (it tightens the bound whatever the weight,
+            # also 0), so one backward pass serves both optimisers.
+            loss = task_loss + self.measure.loss(
+                *output.representations, weight=self.config.penalty_weight
+            )
+            penalty_value = self.measure.last_loss.item()
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.global_step + 1} (task {task_loss.item()}, penalty "
                 f"{penalty_value}); lower the learning rate or the penalty weight"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        joint_critic_step = self.critic_optimizer is not None and critic_grads is None
-        if joint_critic_step:
-            # One backward pass for both: the critic's gradient of task + w·measure is w times
-            # the gradient of measure, which the critic minimises.
+        if self.critic_optimizer is not None:
             self.critic_optimizer.zero_grad(set_to_none=True)
-            loss.backward(inputs=self._model_params + self._critic_params)
-            for parameter in self._critic_params:
-                if parameter.grad is not None:
-                    parameter.grad.div_(weight)
-        else:
-            loss.backward(inputs=self._model_params)
+        loss.backward(inputs=self._model_params + self._critic_params)
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self._model_params, self.config.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
-        if critic_grads is not None:
-            for parameter, grad in zip(self._critic_params, critic_grads):
-                parameter.grad = grad
         if self.critic_optimizer is not None:
             self.critic_optimizer.step()
         self.global_step += 1
