@@ -4,7 +4,7 @@
 """
 
 from mdmest._version import __version__
-from mdmest.estimation import EstimateResult, estimate
+from mdmest.estimation import EstimateResult, EstimateWarning, estimate
 from mdmest.measures import (
     DecomposedTotalCorrelation,
     DependencyMeasure,
@@ -24,4 +24,5 @@ __all__ = [
     "make_measure",
     "estimate",
     "EstimateResult",
+    "EstimateWarning",
 ]

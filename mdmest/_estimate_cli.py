@@ -1,28 +1,62 @@
 """``mdmest estimate``: the dependency among views stored in files.
 
 Views come from one ``.npz`` (``--keys`` picks arrays, default: all, in file order) or from several
-``.npy`` files, one per view; rows must be paired across views.
+``.npy`` files, one per view; rows must be paired across views. Each view is 1-d (one feature) or
+2-d (rows, features), as in :func:`mdmest.estimate`; integer and boolean arrays are read as floats.
+
+Every user error (a bad option, a file that cannot be read, views that :func:`mdmest.estimate`
+rejects) is named before any training in one line, ``mdmest estimate: error: ...`` on stderr, with
+exit status 2, as argparse does for the options it checks itself (``SystemExit(2)`` from ``main``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
+import zipfile
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 import mdmest
 from mdmest._io import atomic_write_text
+from mdmest.functional import DIVERGENCES
+from mdmest.measures import LIPSCHITZ_METHODS
+from mdmest.transforms import TRANSFORMS
+
+PROG = "mdmest estimate"
+TRANSFORM_CHOICES = ("auto", *TRANSFORMS, "none")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive's first bytes (with members, empty)
+_NPY_MAGIC = b"\x93NUMPY"
+_READ_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError)
+
+
+class UserError(Exception):
+    """A problem with the command line or the files, reported in one line with exit status 2."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help="one .npz, or one .npy per view")
     parser.add_argument("--keys", nargs="+", help="arrays of the .npz to use as views, in order")
     parser.add_argument("--measure", default="dv", choices=sorted(mdmest.measures.MEASURES))
-    parser.add_argument("--divergence", default=None, help='f-divergence for --measure f ("kl"...)')
     parser.add_argument(
-        "--lipschitz", default=None, help="for wasserstein: gradient_penalty|spectral_norm"
+        "--divergence", default=None, choices=DIVERGENCES, help="for --measure f (default: kl)"
+    )
+    parser.add_argument(
+        "--lipschitz",
+        default=None,
+        choices=LIPSCHITZ_METHODS,
+        help="for --measure wasserstein (default: gradient_penalty)",
+    )
+    parser.add_argument(
+        "--transform",
+        default="auto",
+        choices=TRANSFORM_CHOICES,
+        help="per-feature map fitted on the training rows: auto (copula for dv and f, none for "
+        "wasserstein), copula, or none (the rows as given)",
     )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -62,67 +96,190 @@ def _negatives(text: str) -> int | str:
     if text == "auto":
         return text
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'expected an int or "auto", got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected an int >= 1 or "auto", got {text!r}')
+    return value
 
 
+# -- reading the views ------------------------------------------------------------------------------
 def load_views(files: list[Path], keys: list[str] | None) -> tuple[list[str], list[np.ndarray]]:
+    """The views' names and arrays; a file that cannot be read raises :class:`UserError`."""
     for path in files:
+        if not path.exists():
+            raise UserError(f"no such file: {path}")
         if not path.is_file():
-            raise SystemExit(f"mdmest estimate: no such file: {path}")
+            raise UserError(f"not a file: {path}")
     if len(files) == 1 and files[0].suffix == ".npz":
-        with np.load(files[0], allow_pickle=False) as archive:
-            names = list(keys or archive.files)
-            missing = [k for k in names if k not in archive.files]
-            if missing:
-                raise SystemExit(
-                    f"mdmest estimate: {files[0]} has no array {missing[0]!r}; it has {archive.files}"
-                )
-            return names, [archive[k] for k in names]
+        return _load_npz(files[0], keys)
     if any(p.suffix != ".npy" for p in files):
-        raise SystemExit("mdmest estimate: give one .npz file, or one .npy file per view")
-    return [p.stem for p in files], [np.load(p, allow_pickle=False) for p in files]
+        got = ", ".join(str(p) for p in files)
+        raise UserError(f"give one .npz file, or one .npy file per view; got {got}")
+    if keys:
+        raise UserError("--keys picks arrays of one .npz file; with .npy files each file is a view")
+    return [p.stem for p in files], [_load_npy(p) for p in files]
 
 
-def run(args: argparse.Namespace) -> int:
-    names, views = load_views(args.files, args.keys)
+def _check_magic(path: Path, magic: tuple[bytes, ...], what: str) -> None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    if not head:
+        raise UserError(f"{path} is empty")
+    if not head.startswith(magic):
+        raise UserError(f"{path} is not a {what}")
+
+
+def _read_error(path: Path, error: BaseException, key: str | None = None) -> UserError:
+    where = f"array {key!r} of {path}" if key is not None else str(path)
+    hint = ""
+    if "allow_pickle" in str(error):
+        hint = " (mdmest estimate reads numeric arrays only, never pickled objects)"
+    message = " ".join(str(error).split()) or type(error).__name__
+    return UserError(f"cannot read {where}: {message}{hint}")
+
+
+def _load_npz(path: Path, keys: list[str] | None) -> tuple[list[str], list[np.ndarray]]:
+    _check_magic(path, _ZIP_MAGIC, ".npz file (a zip archive of .npy arrays)")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except _READ_ERRORS as error:
+        raise _read_error(path, error) from None
+    with archive:
+        if not archive.files:
+            raise UserError(f"{path} holds no arrays")
+        names = list(keys or archive.files)
+        missing = [k for k in names if k not in archive.files]
+        if missing:
+            raise UserError(f"{path} has no array {missing[0]!r}; it has {archive.files}")
+        views = []
+        for key in names:
+            try:
+                array = archive[key]
+            except _READ_ERRORS as error:
+                raise _read_error(path, error, key) from None
+            if not isinstance(array, np.ndarray):
+                raise UserError(f"member {key!r} of {path} is not a NumPy array")
+            views.append(array)
+    return names, views
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    _check_magic(path, (_NPY_MAGIC,), ".npy file (no NumPy header)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except _READ_ERRORS as error:
+        raise _read_error(path, error) from None
+
+
+# -- the checks that mdmest.estimate does not make ------------------------------------------------
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.divergence is not None and args.measure != "f":
+        raise UserError(f"--divergence applies to --measure f only, got --measure {args.measure}")
+    if args.lipschitz is not None and args.measure != "wasserstein":
+        raise UserError(
+            f"--lipschitz applies to --measure wasserstein only, got --measure {args.measure}"
+        )
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UserError(f"--lr must be a positive number, got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise UserError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
+    if args.out is not None:
+        if args.out.is_dir():
+            raise UserError(f"--out {args.out} is a directory; give a file name")
+        if not args.out.parent.is_dir():
+            raise UserError(f"--out {args.out}: no such directory {args.out.parent}")
+
+
+def _raised_in_training(error: BaseException) -> bool:
+    """Whether ``error`` came from the training loop or the held-out evaluation (a bug, not a bad
+    input: every input is checked before them), as opposed to the input checks."""
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_globals.get("__name__") == "mdmest.estimation" and frame.f_code.co_name in (
+            "_train",
+            "_evaluate",
+        ):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespace):
     if len(views) < 2:
-        raise SystemExit(f"mdmest estimate: need at least 2 views, got {len(views)} ({names})")
-    views = [v.reshape(len(v), -1) if v.ndim != 2 else v for v in views]
+        raise UserError(f"need at least 2 views, got {len(views)} ({names})")
     options = {
         "negatives": args.negatives,
         "names": names,
         "decomposition": args.decomposition,
         "thorough": args.thorough,
         "weight_decay": args.weight_decay,
+        "transform": None if args.transform == "none" else args.transform,
     }
     if args.divergence:
         options["divergence"] = args.divergence
     if args.lipschitz:
         options["lipschitz"] = args.lipschitz
-    result = mdmest.estimate(
-        views,
-        args.measure,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        progress=not args.no_progress,
-        **options,
+    try:
+        return mdmest.estimate(
+            views,
+            args.measure,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            test_fraction=args.test_fraction,
+            seed=args.seed,
+            progress=not args.no_progress,
+            **options,
+        )
+    except (ValueError, TypeError) as error:
+        if _raised_in_training(error):
+            raise
+        raise UserError(str(error)) from None
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _check_arguments(args)
+        names, views = load_views(args.files, args.keys)
+        result = _estimate(names, views, args)
+    except UserError as error:
+        _fail(str(error))
+    spread = f" ± {result.stderr:.4f} (standard error)" if math.isfinite(result.stderr) else ""
+    print(f"{args.measure} estimate over views {names}: {result.value:.4f}{spread}")
+    print(
+        f"rows: {result.n_train} training, {result.n_validation} validation, {result.n_test} "
+        f"held-out; transform: {result.transform or 'none'}"
     )
-    print(f"{args.measure} estimate over views {names}: {result.value:.4f}")
     if args.out:
         record = {
             "measure": args.measure,
             "views": names,
-            "dims": [int(v.shape[1]) for v in views],
+            "dims": [1 if v.ndim == 1 else int(v.shape[1]) for v in views],
             "value": result.value,
+            "stderr": _finite_or_none(result.stderr),
+            "n_train": result.n_train,
+            "n_validation": result.n_validation,
+            "n_test": result.n_test,
+            "train_bound": _finite_or_none(result.train_bound),
+            "transform": result.transform,
             "negatives": result.measure.negatives,
             "decomposition": getattr(result.measure, "decomposition", None),
             "candidates": result.candidates,
-            "final_train_bound": float(result.history[-100:].mean()),
             "options": {k: v for k, v in vars(args).items() if k not in ("files", "out")},
         }
         atomic_write_text(args.out, json.dumps(record, indent=2, default=str))

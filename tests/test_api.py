@@ -15,6 +15,7 @@ CORE = {
         "make_measure",
         "estimate",
         "EstimateResult",
+        "EstimateWarning",
         "__version__",
     ],
     "mdmest.critics": ["MLPCritic", "paper_critic"],

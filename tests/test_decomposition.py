@@ -160,7 +160,7 @@ def test_thorough_checks_its_arguments():
         mdmest.estimate(views, "wasserstein", thorough=True, steps=2)
     with pytest.raises(ValueError, match="chooses the decomposition and the weight decay itself"):
         mdmest.estimate(views, thorough=True, decomposition="tree", steps=2)
-    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0, got -1"):
         mdmest.estimate(views, weight_decay=-1, steps=2)
 
 

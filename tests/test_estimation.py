@@ -86,8 +86,17 @@ def test_estimate_rejects_bad_arguments():
         mdmest.estimate(views, test_fraction=1.0, progress=False)
     with pytest.raises(TypeError, match="sequence of K arrays"):
         mdmest.estimate(np.zeros((10, 2)), progress=False)
-    with pytest.raises(TypeError, match="view 1 must have a floating dtype"):
-        mdmest.estimate([np.zeros((10, 2), dtype=int), views[1][:10]], progress=False)
+    with pytest.raises(TypeError, match="view 1 must hold real numbers, got .* dtype object"):
+        mdmest.estimate([np.full((100, 2), None), views[1]], progress=False)
+    with pytest.raises(
+        ValueError, match=r"view 2 must be 1-d \(n,\) or 2-d .* shape \(100, 2, 1\)"
+    ):
+        mdmest.estimate([views[0], views[1][..., None]], progress=False)
+    # Integer views are read as floats (the rows of an integer-coded view).
+    ints = [np.round(3 * v).astype(np.int64) for v in views]
+    with pytest.warns(mdmest.estimation.EstimateWarning, match="held-out rows"):
+        result = mdmest.estimate(ints, steps=2, eval_negatives=2, progress=False)
+    assert np.isfinite(result.value)
     with pytest.raises(ValueError, match="negatives must be an int >= 1, got 0"):
         mdmest.estimate(views, steps=2, eval_negatives=0, progress=False)
 

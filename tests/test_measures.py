@@ -324,3 +324,12 @@ def test_js_critic_objective_trains_on_js_and_reports_dv():
     assert "critic_objective='js'" in repr(measure)
     with pytest.raises(ValueError, match="unknown critic_objective 'nce'"):
         TotalCorrelation(DIMS, critic_objective="nce")
+
+
+def test_output_bound_squashes_the_critic_scores():
+    critic = MLPCritic(3, output_bound=2.0)
+    scores = critic(1e4 * torch.randn(64, 3))
+    assert scores.abs().max() <= 2.0 and scores.abs().max() > 1.0
+    assert critic(torch.zeros(1, 3)).abs().max() < 2.0
+    with pytest.raises(ValueError, match="output_bound must be > 0"):
+        MLPCritic(3, output_bound=0.0)
