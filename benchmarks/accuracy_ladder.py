@@ -1,13 +1,22 @@
 """Accuracy ladder: bias, std and MSE of the estimators against the true total correlation.
 
-Gaussian views with a known TC (:func:`mdmest.tasks.gaussian_task_with_tc`) at levels
-{0.5, 1, 2, 4, 6, 8} nats, K ∈ {2, 3, 4} views of d ∈ {5, 20} features, several seeds; every
-estimator gets the same budget (default 4000 Adam steps of batch 256 on 20k rows, 20% held out).
-The library's settings (``SETTINGS``) run through :func:`mdmest.estimate`; the floor is the inline
-plain-PyTorch DV/NWJ loop of ``benchmarks/_floor.py``.
+Gaussian views with a known TC at levels {0.5, 1, 2, 4, 6, 8} nats, K ∈ {2, 3, 4} views of
+d ∈ {5, 20} features, several seeds; every estimator gets the same budget (default 4000 Adam steps
+of batch 256 on 20k rows, 20% held out). The library's settings (``SETTINGS``) run through
+:func:`mdmest.estimate`; the floor is the inline plain-PyTorch DV/NWJ loop of
+``benchmarks/_floor.py``.
+
+``--family`` picks the Gaussian task families (``FAMILIES``, builders of :mod:`mdmest.tasks`):
+"equicorrelated" (the default, :func:`~mdmest.tasks.gaussian_task_with_tc`), "low_rank" (rank 2,
+ridge 1, seed 0), "random_spectrum" (seed 0) and "sparse" (2 strong features per view). A (family,
+level, K, d) cell that a builder cannot reach is skipped with a printed note.
 
 Each finished run is appended to ``<out>/ladder_runs.csv`` at once, so a long run can be stopped and
 resumed (runs already in the file are skipped); ``--summarize`` only rebuilds the tables from it.
+The CSV's ``family`` column came with ``--family``: rows of a file without it are read as
+"equicorrelated", and such a file gains the column only when rows of another family are added to
+it. With more than one family in the file, the tables get a ``family`` column and the plot a row of
+panels per family.
 
 Usage::
 
@@ -17,6 +26,8 @@ Usage::
     python benchmarks/accuracy_ladder.py --summarize --out results/ladder
     python benchmarks/accuracy_ladder.py --settings dv --device cuda --workers 16 \\
         --out results/ladder                                                  # on a GPU machine
+    python benchmarks/accuracy_ladder.py --family low_rank,random_spectrum,sparse \\
+        --settings dv,plugin_heldout --out results/ladder_families            # other task families
 """
 
 from __future__ import annotations
@@ -39,14 +50,25 @@ from mdmest import estimate
 from mdmest.critics import MLPCritic
 from mdmest.estimation import thorough_alternative
 from mdmest.reference import _blocks, gaussian_total_correlation
-from mdmest.tasks import gaussian_task_with_tc
+from mdmest.tasks import (
+    GaussianTask,
+    gaussian_task_with_tc,
+    low_rank_gaussian_task,
+    random_spectrum_gaussian_task,
+    sparse_gaussian_task,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _floor import floor_estimate  # noqa: E402
 
 #: Library settings compared on the ladder: options of :func:`mdmest.estimate`. "dv" is what
-#: ``estimate(views, "dv")`` does (the recipe: "shifted" sampler, GELU critic, cosine learning rate,
-#: ``negatives="auto"``, held-out value over 2^18 product rows). "dv_neg1" is the recipe with one
+#: ``estimate(views, "dv")`` does (the recipe: each feature through a Gaussian copula fitted on the
+#: training rows, "shifted" sampler, GELU critic, cosine learning rate, ``negatives="auto"``,
+#: held-out value over 2^18 product rows). "dv_raw" is the same on the rows as given
+#: (``transform=None``): the "dv" of the releases before the copula transform, exactly. The CSV
+#: rows in docs/results/ladder* were all made before the copula transform existed: their "dv" rows
+#: equal "dv_raw" (and every other library setting's rows there are likewise untransformed).
+#: "dv_neg1" is the recipe with one
 #: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. "dv_tree"
 #: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), "dv_wd" with
 #: weight decay 0.3 ("dv_tree_wd": both), and "dv_thorough" the library's best setting
@@ -57,6 +79,7 @@ from _floor import floor_estimate  # noqa: E402
 #: "dv_*" setting, and "nwj_neg1", changes one thing of "dv_neg1", to show what it is worth.
 SETTINGS: dict[str, dict] = {
     "dv": {"measure": "dv"},
+    "dv_raw": {"measure": "dv", "transform": None},
     "dv_neg1": {"measure": "dv", "negatives": 1},
     "dv_neg16": {"measure": "dv", "negatives": 16},
     "dv_tree": {"measure": "dv", "decomposition": "tree"},
@@ -83,7 +106,18 @@ FLOORS = {"floor_dv": "dv", "floor_nwj": "nwj"}
 #: "plugin_heldout": the Gaussian log-density ratio fitted on the same 80% of rows a critic trains
 #: on, averaged over the other 20%: the best critic of the right family, scored as a critic is.
 REFERENCES = ("plugin", "plugin_heldout")
-FIELDS = ["setting", "views", "dim", "true_tc", "seed", "estimate", "seconds"]
+#: Task families: (true TC, dims) ↦ Gaussian task with exactly that TC. The builders' other
+#: options are fixed here so that every run of a family draws the same covariance.
+FAMILIES: dict[str, Callable[[float, Sequence[int]], GaussianTask]] = {
+    "equicorrelated": lambda tc, dims: gaussian_task_with_tc(tc, dims),
+    "low_rank": lambda tc, dims: low_rank_gaussian_task(tc, dims, rank=2, ridge=1.0, seed=0),
+    "random_spectrum": lambda tc, dims: random_spectrum_gaussian_task(tc, dims, seed=0),
+    "sparse": lambda tc, dims: sparse_gaussian_task(tc, dims, strong=2),
+}
+#: The family of a row without one (the CSV files made before ``--family``).
+DEFAULT_FAMILY = "equicorrelated"
+#: The CSV's columns; "family" last, so that the files made before it are a prefix.
+FIELDS = ["setting", "views", "dim", "true_tc", "seed", "estimate", "seconds", "family"]
 
 
 def gaussian_log_ratio(train: np.ndarray, dims: Sequence[int]) -> Callable:
@@ -132,38 +166,107 @@ def run_one(
     return estimate(views, measure, progress=False, **budget, **options).value
 
 
+def build_task(family: str, tc: float, views: int, dim: int) -> GaussianTask:
+    """The task of one ladder cell: ``views`` views of ``dim`` features at ``tc`` nats."""
+    return FAMILIES[family](tc, [dim] * views)
+
+
+def _header(path: Path) -> list[str] | None:
+    """The CSV's columns, or None where there is no file yet (or an empty one)."""
+    if not path.exists():
+        return None
+    with path.open(newline="") as f:
+        return next(csv.reader(f), None)
+
+
+def read_runs(path: Path) -> list[dict]:
+    """The CSV's rows as dicts of strings; a row without a family is "equicorrelated"."""
+    with path.open(newline="") as f:
+        return [{**r, "family": r.get("family") or DEFAULT_FAMILY} for r in csv.DictReader(f)]
+
+
+def _add_family_column(path: Path) -> list[str]:
+    """Rewrite a CSV made before ``--family`` with the column added (rows: the default family)."""
+    header = [*_header(path), "family"]
+    rows = read_runs(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    temporary.replace(path)
+    return header
+
+
+def _writer_columns(path: Path, families: set[str]) -> list[str]:
+    """The columns to append rows of ``families`` with: the file's own, the family column added
+    only where a family other than the default must be written (older files stay as they are)."""
+    header = _header(path)
+    if header is None:
+        with path.open("w", newline="") as f:
+            csv.DictWriter(f, fieldnames=FIELDS).writeheader()
+        return FIELDS
+    if "family" not in header and families - {DEFAULT_FAMILY}:
+        return _add_family_column(path)
+    return header
+
+
 def _done(path: Path) -> set[tuple]:
+    """(family, setting, K, d, level, seed) of every run in the CSV."""
     if not path.exists():
         return set()
-    with path.open() as f:
-        return {
-            (r["setting"], int(r["views"]), int(r["dim"]), float(r["true_tc"]), int(r["seed"]))
-            for r in csv.DictReader(f)
-        }
+    return {
+        (
+            r["family"],
+            r["setting"],
+            int(r["views"]),
+            int(r["dim"]),
+            float(r["true_tc"]),
+            int(r["seed"]),
+        )
+        for r in read_runs(path)
+    }
+
+
+def reachable_cells(args: argparse.Namespace) -> set[tuple]:
+    """The (family, level, K, d) cells whose task can be built; prints a note for each other."""
+    cells = set()
+    for family in args.family:
+        for tc in args.tcs:
+            for k in args.views:
+                for d in args.dims:
+                    try:
+                        build_task(family, tc, k, d)
+                    except ValueError as error:
+                        print(f"skipped {family} at {tc:g} nats, K={k}, d={d}: {error}")
+                        continue
+                    cells.add((family, tc, k, d))
+    return cells
 
 
 def run_ladder(args: argparse.Namespace) -> Path:
-    """Run every (seed, level, K, d, setting) not yet in the CSV, appending each result."""
+    """Run every (seed, family, level, K, d, setting) not yet in the CSV, appending each result."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "ladder_runs.csv"
     done = _done(path)
+    cells = reachable_cells(args)
     # Seeds outermost, so that a partial run covers every level with some seeds.
     plan = [
-        (s, tc, k, d, name)
+        (s, family, tc, k, d, name)
         for s in range(args.seeds)
+        for family in args.family
         for tc in args.tcs
         for k in args.views
         for d in args.dims
         for name in args.settings
-        if (name, k, d, tc, s) not in done
+        if (family, tc, k, d) in cells and (family, name, k, d, tc, s) not in done
     ]
-    new_file = not path.exists()
+    columns = _writer_columns(path, {job[1] for job in plan})
     jobs = [(job, args) for job in plan]
     with path.open("a", newline="") as f, _pool(args) as pool:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new_file:
-            writer.writeheader()
+        # "ignore": a file without the family column only ever gets rows of the default family
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         rows = pool.imap_unordered(_run_job, jobs) if pool else map(_run_job, jobs)
         for row in tqdm(rows, total=len(plan), desc="ladder", unit="run"):
             writer.writerow(row)
@@ -172,12 +275,12 @@ def run_ladder(args: argparse.Namespace) -> Path:
 
 
 def _run_job(job: tuple) -> dict:
-    (s, tc, k, d, name), args = job
+    (s, family, tc, k, d, name), args = job
     torch.set_num_threads(args.threads)
-    views = gaussian_task_with_tc(tc, [d] * k).sample(args.n_samples, seed=1000 + s)
+    views = build_task(family, tc, k, d).sample(args.n_samples, seed=1000 + s)
     start = time.perf_counter()
     value = run_one(name, views, args, seed=s)
-    return dict(zip(FIELDS, [name, k, d, tc, s, value, time.perf_counter() - start]))
+    return dict(zip(FIELDS, [name, k, d, tc, s, value, time.perf_counter() - start, family]))
 
 
 @contextlib.contextmanager
@@ -211,9 +314,10 @@ def derive_thorough(path: Path) -> int:
     options: "dv_wd" or "dv_tree_wd"), keeping the larger value; so its row is that rule applied
     to those rows (seconds: the sum of the runs it needs). Cells lacking a needed row are skipped.
     """
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    runs = {(r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"]): r for r in rows}
+    runs = {
+        (r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"], r["family"]): r
+        for r in read_runs(path)
+    }
     derived = []
     for (name, *cell), one in runs.items():
         if name != "dv" or ("dv_thorough", *cell) in runs:
@@ -227,25 +331,45 @@ def derive_thorough(path: Path) -> int:
             chosen = max(chosen, float(other["estimate"]))
             seconds += float(other["seconds"])
         derived.append({**one, "setting": "dv_thorough", "estimate": chosen, "seconds": seconds})
+    # the file's own columns: derived rows share their family with the rows they come from
+    columns = _header(path) or FIELDS
     with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=FIELDS).writerows(derived)
+        csv.DictWriter(f, fieldnames=columns, extrasaction="ignore").writerows(derived)
     return len(derived)
 
 
+def _family_order(family: str) -> tuple:
+    """Sort key of a family: those of ``FAMILIES`` in its order, then any other by name."""
+    names = list(FAMILIES)
+    return (names.index(family), "") if family in names else (len(names), family)
+
+
+def _families(rows: Sequence[dict]) -> list[str]:
+    """The families among the summary rows, in ``FAMILIES`` order."""
+    return sorted({r["family"] for r in rows}, key=_family_order)
+
+
 def summarize(path: Path) -> list[dict]:
-    """Bias, std, MSE and relative error of the mean per (setting, K, d, level) from the CSV."""
+    """Bias, std, MSE and relative error of the mean per (family, setting, K, d, level) from the
+    CSV; ordered by family, K, d, level, setting."""
     groups: dict[tuple, list[float]] = {}
     seconds: dict[tuple, list[float]] = {}
-    with path.open() as f:
-        for r in csv.DictReader(f):
-            key = (r["setting"], int(r["views"]), int(r["dim"]), float(r["true_tc"]))
-            groups.setdefault(key, []).append(float(r["estimate"]))
-            seconds.setdefault(key, []).append(float(r["seconds"]))
+    for r in read_runs(path):
+        key = (r["family"], r["setting"], int(r["views"]), int(r["dim"]), float(r["true_tc"]))
+        groups.setdefault(key, []).append(float(r["estimate"]))
+        seconds.setdefault(key, []).append(float(r["seconds"]))
+
+    def order(key: tuple) -> tuple:
+        family, name, *cell = key
+        return (_family_order(family), *cell, name)
+
     rows = []
-    for (name, k, d, tc), values in sorted(groups.items(), key=lambda kv: (kv[0][1:], kv[0][0])):
-        v = np.asarray(values)
+    for key in sorted(groups, key=order):
+        family, name, k, d, tc = key
+        v = np.asarray(groups[key])
         rows.append(
             {
+                "family": family,
                 "setting": name,
                 "views": k,
                 "dim": d,
@@ -256,18 +380,28 @@ def summarize(path: Path) -> list[dict]:
                 "std": float(v.std()),
                 "mse": float(np.mean((v - tc) ** 2)),
                 "rel_error": float(abs(v.mean() - tc) / tc),
-                "seconds": float(np.mean(seconds[(name, k, d, tc)])),
+                "seconds": float(np.mean(seconds[key])),
             }
         )
     return rows
 
 
+def _family_cell(rows: Sequence[dict]) -> Callable[[str], str]:
+    """The leading "family" column of a table: shown only where the rows hold several families."""
+    if len(_families(rows)) > 1:
+        return lambda family: f"| {family} "
+    return lambda family: ""
+
+
 def format_markdown(rows: Sequence[dict]) -> str:
-    """The summary as a Markdown table (one line per setting, K, d and level)."""
+    """The summary as a Markdown table (one line per setting, K, d and level; and family, in a
+    column of its own, where there are several)."""
+    family = _family_cell(rows)
     head = "| K | d | true TC | setting | seeds | mean | bias | std | MSE | rel. error | s/run |"
-    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [family("family") + head, "|---" * (11 + bool(family(""))) + "|"]
     for r in rows:
         lines.append(
+            f"{family(r['family'])}"
             f"| {r['views']} | {r['dim']} | {r['true_tc']:g} | {r['setting']} | {r['seeds']} | "
             f"{r['mean']:.3f} | {r['bias']:+.3f} | {r['std']:.3f} | {r['mse']:.3f} | "
             f"{r['rel_error']:.1%} | {r['seconds']:.0f} |"
@@ -279,22 +413,25 @@ def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str
     """One line per (K, d, level): the issue's two targets for ``best`` against the floors.
 
     ``compare``: settings whose relative errors get a column of their own beside ``best``'s.
+    Where the rows hold several task families, a leading "family" column tells their lines apart.
 
     rel. error target: ≤ 5% up to 4 nats, ≤ 15% at 8 nats (none set at 6); MSE target: below both
     floors at every level ≥ 2 nats. The plug-in columns are Gaussian references, not targets: a
     cell whose held-out plug-in (the right family's critic, fitted and scored on the same split)
     misses the error target itself is marked "out of reach" there.
     """
+    family = _family_cell(rows)
     cells: dict[tuple, dict[str, dict]] = {}
     for r in rows:
-        cells.setdefault((r["views"], r["dim"], r["true_tc"]), {})[r["setting"]] = r
-    head = (
+        key = (_family_order(r["family"]), r["views"], r["dim"], r["true_tc"])
+        cells.setdefault(key, {})[r["setting"]] = r
+    head = family("family") + (
         f"| K | d | true TC | {best} mean ± std | rel. error | "
         + "".join(f"{name} rel. error | " for name in compare)
         + "MSE | floor DV MSE | floor NWJ MSE | plug-in | held-out plug-in | met: error / MSE |"
     )
-    lines = [head, "|---" * (11 + len(compare)) + "|"]
-    for (k, d, tc), by in sorted(cells.items()):
+    lines = [head, "|---" * (11 + len(compare) + bool(family(""))) + "|"]
+    for (_, k, d, tc), by in sorted(cells.items()):
         if best not in by:
             continue
         b = by[best]
@@ -312,6 +449,7 @@ def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str
         plugins = [f"{by[n]['mean']:.3f}" if n in by else "–" for n in REFERENCES]
         others = "".join(f"{by[n]['rel_error']:.1%} | " if n in by else "– | " for n in compare)
         lines.append(
+            f"{family(b['family'])}"
             f"| {k} | {d} | {tc:g} | {b['mean']:.3f} ± {b['std']:.3f} | {b['rel_error']:.1%} | "
             f"{others}{b['mse']:.3g} | {mse['floor_dv']} | {mse['floor_nwj']} | {' | '.join(plugins)} | "
             f"{' / '.join(met)} |"
@@ -320,13 +458,19 @@ def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str
 
 
 def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
-    """One line per setting, one column per (K, d, level) cell: mean (relative error, seeds)."""
-    by = {(r["setting"], r["views"], r["dim"], r["true_tc"]): r for r in rows}
+    """One line per setting, one column per (K, d, level) cell: mean (relative error, seeds).
+
+    Where the rows hold several task families: one line per family and setting, with a leading
+    "family" column.
+    """
+    family = _family_cell(rows)
+    by = {(r["family"], r["setting"], r["views"], r["dim"], r["true_tc"]): r for r in rows}
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     names = [f"K={k}, d={d}, {tc:g}" for k, d, tc in cells]
-    lines = ["| setting | " + " | ".join(names) + " | s/run |", "|---" * (len(cells) + 2) + "|"]
-    for name in settings:
-        found = [by.get((name, k, d, tc)) for k, d, tc in cells]
+    head = family("family") + "| setting | " + " | ".join(names) + " | s/run |"
+    lines = [head, "|---" * (len(cells) + 2 + bool(family(""))) + "|"]
+    for fam, name in ((fam, name) for fam in _families(rows) for name in settings):
+        found = [by.get((fam, name, k, d, tc)) for k, d, tc in cells]
         if not any(found):
             continue
         parts = [
@@ -334,7 +478,7 @@ def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
             for r in found
         ]
         seconds = np.mean([r["seconds"] for r in found if r])
-        lines.append(f"| `{name}` | " + " | ".join(parts) + f" | {seconds:.0f} |")
+        lines.append(f"{family(fam)}| `{name}` | " + " | ".join(parts) + f" | {seconds:.0f} |")
     return "\n".join(lines)
 
 
@@ -343,14 +487,23 @@ def plot(
     path: Path,
     settings: Sequence[str] = ("dv_thorough", "dv", "plugin_heldout"),
 ) -> None:
-    """Estimate / truth against the true TC, one panel per d; colour = K, line style = setting."""
+    """Estimate / truth against the true TC, one panel per d (and a row of panels per family where
+    there are several); colour = K, line style = setting."""
+    if not rows:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     dims = sorted({r["dim"] for r in rows})
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
+    families = _families(rows)
+    fig, axes = plt.subplots(
+        len(families),
+        len(dims),
+        figsize=(5.5 * len(dims), 4.2 * len(families)),
+        squeeze=False,
+    )
     styles = {
         "dv_thorough": "-o",
         "dv": "--.",
@@ -361,13 +514,17 @@ def plot(
         "plugin": "-.",
         "plugin_heldout": "-.",
     }
-    for ax, d in zip(axes[0], dims):
+    panels = [(ax, fam, d) for row, fam in zip(axes, families) for ax, d in zip(row, dims)]
+    for ax, fam, d in panels:
         for name in settings:
             for k in sorted({r["views"] for r in rows}):
                 pts = sorted(
                     (r["true_tc"], r["mean"] / r["true_tc"])
                     for r in rows
-                    if r["setting"] == name and r["dim"] == d and r["views"] == k
+                    if r["family"] == fam
+                    and r["setting"] == name
+                    and r["dim"] == d
+                    and r["views"] == k
                 )
                 if pts:
                     x, y = zip(*pts)
@@ -379,7 +536,8 @@ def plot(
         ax.set_xscale("log", base=2)
         ax.set_xlabel("true total correlation (nats)")
         ax.set_ylabel("mean estimate / truth (clipped to [0, 1.3])")
-        ax.set_title(f"d = {d} features per view")
+        title = f"d = {d} features per view"
+        ax.set_title(f"{fam}: {title}" if len(families) > 1 else title)
     axes[0][-1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -396,6 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--views", type=_split(int), default=[2, 3, 4])
     parser.add_argument("--dims", type=_split(int), default=[5, 20])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--family",
+        type=_split(str),
+        default=[DEFAULT_FAMILY],
+        help=f"task families, comma-separated, among {', '.join(FAMILIES)}",
+    )
     parser.add_argument(
         "--settings",
         type=_split(str),
@@ -430,6 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.settings) - set(valid))
     if unknown:
         parser.error(f"unknown settings {unknown}; valid values are {valid}")
+    unknown = sorted(set(args.family) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families {unknown}; valid values are {list(FAMILIES)}")
     path = Path(args.out) / "ladder_runs.csv"
     if not args.summarize:
         run_ladder(args)

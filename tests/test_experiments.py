@@ -99,6 +99,66 @@ def test_accuracy_ladder_smoke(tmp_path):
     assert len(list(csv.DictReader((tmp_path / "ladder_runs.csv").open()))) == 3
 
 
+def test_accuracy_ladder_task_families(tmp_path, capsys):
+    ladder = _script("accuracy_ladder")
+    argv = ["--tcs", "1", "--views", "2", "--dims", "1,3", "--seeds", "1", "--steps", "5"]
+    argv += ["--n-samples", "4000", "--settings", "plugin", "--no-plot", "--out", str(tmp_path)]
+    argv += ["--family", "low_rank,random_spectrum,sparse"]
+    assert ladder.main(argv) == 0
+    # cells a builder cannot reach are skipped: sparse (2 strong features per view) needs d >= 2,
+    # and a rank-2 latent seen through one feature per view gives two views at most 0.19 nats
+    out = capsys.readouterr().out
+    assert "skipped sparse at 1 nats, K=2, d=1" in out
+    assert "skipped low_rank at 1 nats, K=2, d=1" in out and "at most 0.191 nats" in out
+    runs = list(csv.DictReader((tmp_path / "ladder_runs.csv").open()))
+    cells = sorted((r["family"], r["dim"]) for r in runs)
+    assert cells == [("low_rank", "3"), ("random_spectrum", "1"), ("random_spectrum", "3")] + [
+        ("sparse", "3")
+    ]
+    # each family's task has the level asked for: the plug-in on 4000 rows finds about 1 nat
+    rows = json.loads((tmp_path / "ladder_summary.json").read_text())
+    assert all(r["mean"] == pytest.approx(1.0, abs=0.1) for r in rows)
+    assert [r["family"] for r in rows] == [r[0] for r in cells]
+    summary = (tmp_path / "ladder_summary.md").read_text().splitlines()
+    assert summary[0].startswith("| family | K | d | true TC | setting |")
+    assert summary[2].startswith("| low_rank | 2 | 3 | 1 | plugin | 1 |")
+    with pytest.raises(SystemExit):
+        ladder.main([*argv, "--family", "banded"])
+
+
+def test_accuracy_ladder_reads_files_without_a_family_column(tmp_path):
+    ladder = _script("accuracy_ladder")
+    path = tmp_path / "ladder_runs.csv"
+    old_fields = ["setting", "views", "dim", "true_tc", "seed", "estimate", "seconds"]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(old_fields)
+        writer.writerow(["plugin", 2, 2, 1.0, 0, 0.98, 0.01])
+    assert ladder._done(path) == {("equicorrelated", "plugin", 2, 2, 1.0, 0)}
+    argv = ["--tcs", "1", "--views", "2", "--dims", "2", "--steps", "5", "--n-samples", "500"]
+    argv += ["--settings", "plugin", "--no-plot", "--out", str(tmp_path)]
+    # equicorrelated rows only: the file keeps its columns, the run already there is not redone
+    assert ladder.main([*argv, "--seeds", "2"]) == 0
+    assert next(csv.reader(path.open())) == old_fields
+    assert [r["seed"] for r in csv.DictReader(path.open())] == ["0", "1"]
+    assert "family" not in (tmp_path / "ladder_targets.md").read_text()
+    # rows of another family: the file gains the column, its older rows read "equicorrelated"
+    assert ladder.main([*argv, "--seeds", "1", "--family", "sparse,equicorrelated"]) == 0
+    runs = list(csv.DictReader(path.open()))
+    assert [(r["family"], r["seed"], r["estimate"]) for r in runs][:2] == [
+        ("equicorrelated", "0", "0.98"),
+        ("equicorrelated", "1", runs[1]["estimate"]),
+    ]
+    assert [r["family"] for r in runs[2:]] == ["sparse"]
+    rows = ladder.summarize(path)
+    assert [(r["family"], r["seeds"]) for r in rows] == [("equicorrelated", 2), ("sparse", 1)]
+    summary = (tmp_path / "ladder_summary.md").read_text()
+    assert "| equicorrelated | 2 | 2 | 1 | plugin | 2 |" in summary
+    columns = ladder.format_columns(rows, [(2, 2, 1.0)]).splitlines()
+    assert columns[0] == "| family | setting | K=2, d=2, 1 | s/run |"
+    assert [line.split(" | ")[0] for line in columns[2:]] == ["| equicorrelated", "| sparse"]
+
+
 def test_scaling_smoke(tmp_path):
     argv = ["--batches", "64,128", "--views", "2,3", "--views-batch", "64", "--repeats", "1"]
     assert _script("scaling").main([*argv, "--out", str(tmp_path)]) == 0
@@ -166,11 +226,13 @@ def test_derive_thorough_applies_the_rule_of_thorough_estimates(tmp_path):
         ("dv", 4, 5, 4.0, 0, 3.5, 10),  # the alternative's row is missing: skipped
         ("dv_tree", 4, 5, 4.0, 0, 3.9, 20),
     ]
+    old_fields = [f for f in ladder.FIELDS if f != "family"]  # a file made before --family
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(ladder.FIELDS)
+        writer.writerow(old_fields)
         writer.writerows(runs)
     assert ladder.derive_thorough(path) == 4
+    assert next(csv.reader(path.open())) == old_fields  # appended in the file's own columns
     assert ladder.derive_thorough(path) == 0  # nothing new the second time
     thorough = {
         (int(r["views"]), float(r["true_tc"]), int(r["seed"])): (

@@ -1,0 +1,460 @@
+"""Task suite: the library's defaults against two baselines on tasks with a known truth.
+
+Every task of :func:`mdmest.tasks.task_suite` (K views, a closed-form total correlation) is sampled
+at ``--rows`` rows for ``--seeds`` seeds (data seed 1000 + s); on each sample three estimators run:
+
+- ``mdmest``: ``mdmest.estimate(views, "dv", seed=s, progress=False)``, the library's defaults;
+- ``infonce``: an InfoNCE bound with a separable critic, same budget (2000 Adam steps of batch
+  256, 20% held out), capped at log 256 ≈ 5.55 nats per two-group term
+  (:func:`baselines.infonce`; K > 2 views: the chain rule, one critic per term);
+- ``ksg``: the Kraskov–Stögbauer–Grassberger nearest-neighbour estimator, k = 3, on all rows
+  (:func:`baselines.ksg`).
+
+Each estimate is timed (wall seconds, ``time.perf_counter``), and for ``mdmest`` the slowest
+training step is compared with the run's median step (``EstimateResult.step_seconds``, where the
+library records it). Outputs under ``--out``:
+
+- ``task_suite_runs.csv``: one row per (task, estimator, seed, rows); rewritten atomically after
+  every run, and rows already there are skipped, so an interrupted run continues where it stopped;
+- ``task_suite.md``: a table with one line per task (truth, then per estimator mean value, bias,
+  std and mean seconds), the summary and the targets met or missed;
+- ``task_suite_summary.json``: the same numbers; ``task_suite.png``: estimate against truth.
+
+Targets (the library's defaults, 2 CPU cores, 10,000 rows): mean |error| ≤ 0.06 nats over the
+two-view runs and lower than both baselines'; no value below −0.05 nats; no task whose mean is
+more than 25% off where the truth is ≥ 0.2 nats; at most 15 s per task (mean over seeds); no
+training step more than 1.5× its run's median step.
+
+Usage::
+
+    python benchmarks/task_suite.py                                  # 10,000 rows, 5 seeds
+    python benchmarks/task_suite.py --quick --only pair --only "tc=1.0"   # 2000 rows, 1 seed
+    python benchmarks/task_suite.py --tasks two --estimators mdmest,ksg
+    python benchmarks/task_suite.py --summarize                      # only rebuild the outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mdmest import estimate, tasks
+from mdmest._io import atomic_open, atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import infonce, ksg  # noqa: E402
+
+ESTIMATORS = ("mdmest", "infonce", "ksg")
+BASELINES = ("infonce", "ksg")
+FIELDS = [
+    "task",
+    "views",
+    "dims",
+    "estimator",
+    "seed",
+    "rows",
+    "value",
+    "truth",
+    "error",
+    "seconds",
+    "step_max",
+    "step_median",
+]
+#: The issue's targets for ``mdmest`` (the baselines are scored, not held to them).
+TARGET_MAE = 0.06  # mean |error| over the two-view runs, nats
+TARGET_FLOOR = -0.05  # no value below, nats
+TARGET_REL = 0.25  # no task's mean further off than this fraction of the truth ...
+TARGET_REL_FROM = 0.2  # ... where the truth is at least this many nats
+TARGET_SECONDS = 15.0  # per task (mean over seeds) at 10,000 rows
+TARGET_STEP_RATIO = 1.5  # slowest training step / the run's median step
+DATA_SEED = 1000
+
+
+def load_tasks(which: str = "all", only: Sequence[str] = ()) -> list:
+    """The suite's tasks (:func:`mdmest.tasks.task_suite`): "two" (2 views), "multi" (3 or more)
+    or "all"; with ``only``, those whose name contains one of the given substrings."""
+    found = tasks.task_suite({"two": 2, "multi": "multi", "all": None}[which])
+    if only:
+        found = [t for t in found if any(part in t.name for part in only)]
+    return found
+
+
+def run_one(estimator: str, views: Sequence[np.ndarray], seed: int, args) -> dict:
+    """One estimate on one sample: value, wall seconds and, when recorded, the step times."""
+    step_seconds = None
+    start = time.perf_counter()
+    if estimator == "mdmest":
+        result = estimate(views, "dv", seed=seed, progress=False)
+        value = result.value
+        step_seconds = getattr(result, "step_seconds", None)
+    elif estimator == "infonce":
+        value = infonce(views, steps=args.infonce_steps, seed=seed)
+    elif estimator == "ksg":
+        value = ksg(views, k=args.ksg_k, seed=seed)
+    else:
+        raise ValueError(f"unknown estimator {estimator!r}; valid values are {ESTIMATORS}")
+    seconds = time.perf_counter() - start
+    steps = np.asarray(step_seconds, dtype=float) if step_seconds is not None else np.empty(0)
+    return {
+        "value": float(value),
+        "seconds": seconds,
+        "step_max": float(steps.max()) if steps.size else "",
+        "step_median": float(np.median(steps)) if steps.size else "",
+    }
+
+
+def _key(row: dict) -> tuple:
+    return (row["task"], row["estimator"], int(row["seed"]), int(row["rows"]))
+
+
+def read_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_runs(path: Path, rows: Sequence[dict]) -> None:
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, stream.getvalue())
+
+
+def run_suite(args, suite: Sequence) -> Path:
+    """Run every (task, seed, estimator) not yet in the CSV, rewriting it after each run."""
+    path = Path(args.out) / "task_suite_runs.csv"
+    rows = read_runs(path)
+    done = {_key(r) for r in rows}
+    plan = [
+        (task, seed, name)
+        for seed in range(args.seeds)  # seeds outermost: a partial run covers every task
+        for task in suite
+        for name in args.estimators
+        if (task.name, name, seed, args.rows) not in done
+    ]
+    samples: dict[tuple, tuple] = {}
+    bar = tqdm(plan, desc="task suite", unit="run", disable=args.no_progress)
+    for task, seed, name in bar:
+        bar.set_postfix_str(f"{name} | {task.name} | seed {seed}", refresh=False)
+        key = (task.name, seed)
+        if key not in samples:
+            samples = {key: task.sample(args.rows, seed=DATA_SEED + seed)}
+        truth = float(task.total_correlation)
+        out = run_one(name, samples[key], seed, args)
+        row = {
+            "task": task.name,
+            "views": len(task.dims),
+            "dims": "x".join(str(d) for d in task.dims),
+            "estimator": name,
+            "seed": seed,
+            "rows": args.rows,
+            "truth": truth,
+            "error": out["value"] - truth,
+            **out,
+        }
+        rows.append(row)
+        write_runs(path, rows)
+    return path
+
+
+def _float(text) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+def summarize(runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], args) -> dict:
+    """Per-task statistics and the suite summary from the CSV's rows of this configuration."""
+    wanted = {t.name for t in suite}
+    runs = [
+        r
+        for r in runs
+        if r["task"] in wanted
+        and r["estimator"] in estimators
+        and int(r["rows"]) == args.rows
+        and int(r["seed"]) < args.seeds
+    ]
+    per_task = []
+    for task in suite:
+        entry = {"task": task.name, "views": len(task.dims), "truth": task.total_correlation}
+        for name in estimators:
+            mine = [r for r in runs if r["task"] == task.name and r["estimator"] == name]
+            if not mine:
+                continue
+            values = np.array([float(r["value"]) for r in mine])
+            seconds = np.array([float(r["seconds"]) for r in mine])
+            ratios = [
+                _float(r["step_max"]) / _float(r["step_median"])
+                for r in mine
+                if _float(r["step_max"]) is not None and _float(r["step_median"])
+            ]
+            entry[name] = {
+                "seeds": len(mine),
+                "mean": float(values.mean()),
+                "bias": float(values.mean() - task.total_correlation),
+                "std": float(values.std()),
+                "mae": float(np.abs(values - task.total_correlation).mean()),
+                "seconds": float(seconds.mean()),
+                "max_seconds": float(seconds.max()),
+                "step_ratio": max(ratios) if ratios else None,
+            }
+        per_task.append(entry)
+    summary = {}
+    for name in estimators:
+        mine = [r for r in runs if r["estimator"] == name]
+        if not mine:
+            continue
+        two = [abs(float(r["error"])) for r in mine if int(r["views"]) == 2]
+        tasks_here = [e for e in per_task if name in e]
+        off = [
+            e["task"]
+            for e in tasks_here
+            if e["truth"] >= TARGET_REL_FROM and abs(e[name]["bias"]) > TARGET_REL * e["truth"]
+        ]
+        slowest = max(tasks_here, key=lambda e: e[name]["seconds"])
+        ratios = [(e[name]["step_ratio"], e["task"]) for e in tasks_here if e[name]["step_ratio"]]
+        summary[name] = {
+            "runs": len(mine),
+            "mae_two_view": float(np.mean(two)) if two else None,
+            "below_floor": sum(float(r["value"]) < TARGET_FLOOR for r in mine),
+            "min_value": min(float(r["value"]) for r in mine),
+            "off_tasks": off,
+            "worst_seconds": slowest[name]["seconds"],
+            "worst_seconds_task": slowest["task"],
+            "max_run_seconds": max(float(r["seconds"]) for r in mine),
+            "step_ratio": max(ratios)[0] if ratios else None,
+            "step_ratio_task": max(ratios)[1] if ratios else None,
+        }
+    return {"rows": args.rows, "seeds": args.seeds, "tasks": per_task, "summary": summary}
+
+
+def targets(result: dict) -> list[tuple[str, bool | None, str]]:
+    """(target, met, detail) for ``mdmest``; met is None where the runs cannot tell."""
+    summary = result["summary"]
+    lib = summary.get("mdmest")
+    if lib is None:
+        return []
+    checks: list[tuple[str, bool | None, str]] = []
+    mae = lib["mae_two_view"]
+    checks.append(
+        (
+            f"mean |error| over two-view runs ≤ {TARGET_MAE} nats",
+            None if mae is None else mae <= TARGET_MAE,
+            "no two-view runs" if mae is None else f"{mae:.4f} nats",
+        )
+    )
+    for base in BASELINES:
+        other = summary.get(base, {}).get("mae_two_view")
+        met = None if mae is None or other is None else mae < other
+        detail = "not run" if other is None else f"{mae:.4f} vs {other:.4f} nats"
+        checks.append((f"mean |error| over two-view runs below {base}'s", met, detail))
+    checks.append(
+        (
+            f"no value below {TARGET_FLOOR} nats",
+            lib["below_floor"] == 0,
+            f"{lib['below_floor']} below; lowest {lib['min_value']:+.4f}",
+        )
+    )
+    off = lib["off_tasks"]
+    checks.append(
+        (
+            f"no task more than {TARGET_REL:.0%} off where the truth is ≥ {TARGET_REL_FROM} nats",
+            not off,
+            ", ".join(off) if off else "none",
+        )
+    )
+    seconds_met = lib["worst_seconds"] <= TARGET_SECONDS
+    note = "" if result["rows"] == 10_000 else f" (target set at 10,000 rows; ran {result['rows']})"
+    checks.append(
+        (
+            f"at most {TARGET_SECONDS:g} s per task",
+            seconds_met,
+            f"worst {lib['worst_seconds']:.1f} s ({lib['worst_seconds_task']}); "
+            f"slowest single run {lib['max_run_seconds']:.1f} s{note}",
+        )
+    )
+    ratio = lib["step_ratio"]
+    checks.append(
+        (
+            f"slowest training step ≤ {TARGET_STEP_RATIO}× the run's median step",
+            None if ratio is None else ratio <= TARGET_STEP_RATIO,
+            "step times not recorded (EstimateResult.step_seconds)"
+            if ratio is None
+            else f"worst {ratio:.2f}× ({lib['step_ratio_task']})",
+        )
+    )
+    return checks
+
+
+def format_markdown(result: dict, estimators: Sequence[str]) -> str:
+    """The per-task table, the summary table and the targets, in Markdown."""
+    present = [n for n in estimators if n in result["summary"]]
+    steps = [n for n in present if result["summary"][n]["step_ratio"] is not None]
+    head = "| task | K | truth | " + " | ".join(
+        f"{n} mean | {n} bias | {n} std | {n} s" for n in present
+    )
+    head += "".join(f" | {n} slowest / median step" for n in steps)
+    lines = [
+        f"Rows: {result['rows']:,}; seeds: {result['seeds']}; values in nats; s: mean wall "
+        "seconds per estimate; slowest / median step: the worst over the seeds.",
+        "",
+        head + " |",
+        "|---|---|---|" + "---|" * (4 * len(present) + len(steps)),
+    ]
+    for e in result["tasks"]:
+        cells = []
+        for n in present:
+            s = e.get(n)
+            cells.append(
+                f"{s['mean']:.3f} | {s['bias']:+.3f} | {s['std']:.3f} | {s['seconds']:.1f}"
+                if s
+                else "– | – | – | –"
+            )
+        for n in steps:
+            ratio = e.get(n, {}).get("step_ratio")
+            cells.append("–" if ratio is None else f"{ratio:.2f}×")
+        lines.append(
+            f"| {e['task']} | {e['views']} | {e['truth']:.3f} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "| estimator | runs | mean abs. error, two views | values < −0.05 | tasks > 25% off "
+        "(truth ≥ 0.2) | worst task s | slowest / median step |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in present:
+        s = result["summary"][n]
+        mae = "–" if s["mae_two_view"] is None else f"{s['mae_two_view']:.4f}"
+        ratio = (
+            "–" if s["step_ratio"] is None else f"{s['step_ratio']:.2f}× ({s['step_ratio_task']})"
+        )
+        off = f"{len(s['off_tasks'])}" + (
+            f" ({', '.join(s['off_tasks'])})" if s["off_tasks"] else ""
+        )
+        lines.append(
+            f"| {n} | {s['runs']} | {mae} | {s['below_floor']} | {off} | "
+            f"{s['worst_seconds']:.1f} ({s['worst_seconds_task']}) | {ratio} |"
+        )
+    checks = targets(result)
+    if checks:
+        lines += ["", "Targets (mdmest):", ""]
+        for name, met, detail in checks:
+            mark = "n/a" if met is None else "PASS" if met else "FAIL"
+            lines.append(f"- {mark}: {name}: {detail}")
+    return "\n".join(lines)
+
+
+def plot(result: dict, estimators: Sequence[str], path: Path) -> None:
+    """Mean estimate ± std against the truth, one panel per estimator."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [n for n in estimators if n in result["summary"]]
+    fig, axes = plt.subplots(1, len(present), figsize=(4.4 * len(present), 4.2), squeeze=False)
+    top = max(e["truth"] for e in result["tasks"]) * 1.15 + 0.1
+    for ax, name in zip(axes[0], present):
+        ax.plot([0, top], [0, top], color="black", lw=0.8)
+        ax.fill_between(
+            [0, top], [0, (1 - TARGET_REL) * top], [0, (1 + TARGET_REL) * top], color="tab:green",
+            alpha=0.12, label=f"±{TARGET_REL:.0%}",
+        )  # fmt: skip
+        for views, marker in ((2, "o"), (3, "s"), (4, "^")):
+            pts = [
+                (e["truth"], e[name]["mean"], e[name]["std"])
+                for e in result["tasks"]
+                if name in e and (e["views"] == views or (views == 4 and e["views"] > 4))
+            ]
+            if pts:
+                x, y, err = zip(*pts)
+                label = f"K = {views}" if views < 4 else "K ≥ 4"
+                ax.errorbar(x, y, yerr=err, fmt=marker, ms=5, capsize=2, label=label, alpha=0.85)
+        ax.set_xlim(0, top)
+        ax.set_ylim(min(-0.1, ax.get_ylim()[0]), top)
+        ax.set_xlabel("true total correlation (nats)")
+        ax.set_ylabel("mean estimate ± std (nats)")
+        ax.set_title(name)
+        ax.legend(fontsize=7)
+    seeds = f"{result['seeds']} seed" + ("s" if result["seeds"] != 1 else "")
+    fig.suptitle(f"task suite: {result['rows']:,} rows, {seeds}", fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _split(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--tasks", choices=("two", "multi", "all"), default="all")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only the tasks whose name contains this (repeatable)",
+    )
+    parser.add_argument(
+        "--estimators",
+        type=_split,
+        default=list(ESTIMATORS),
+        help=f"comma-separated, among {', '.join(ESTIMATORS)}",
+    )
+    parser.add_argument("--quick", action="store_true", help="2000 rows, 1 seed")
+    parser.add_argument("--infonce-steps", type=int, default=2000)
+    parser.add_argument("--ksg-k", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    parser.add_argument("--out", default="docs/results/task_suite")
+    parser.add_argument("--summarize", action="store_true", help="only rebuild the outputs")
+    parser.add_argument("--no-plot", action="store_true", help="skip task_suite.png")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.seeds = 2000, 1
+    unknown = sorted(set(args.estimators) - set(ESTIMATORS))
+    if unknown:
+        parser.error(f"unknown estimators {unknown}; valid values are {list(ESTIMATORS)}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    suite = load_tasks(args.tasks, args.only)
+    if not suite:
+        parser.error("no task matches --tasks/--only")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "task_suite_runs.csv"
+    if not args.summarize:
+        run_suite(args, suite)
+    result = summarize(read_runs(path), suite, args.estimators, args)
+    if not result["summary"]:
+        parser.error(f"no runs of this configuration in {path}")
+    result["targets"] = [
+        {"target": name, "met": met, "detail": detail} for name, met, detail in targets(result)
+    ]
+    text = format_markdown(result, args.estimators)
+    atomic_write_text(out / "task_suite.md", text + "\n")
+    atomic_write_text(out / "task_suite_summary.json", json.dumps(result, indent=2) + "\n")
+    if not args.no_plot:
+        plot(result, args.estimators, out / "task_suite.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
