@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--transform",
         default="auto",
         choices=TRANSFORM_CHOICES,
-        help="per-feature map fitted on the training rows: auto (copula for dv and f, none for "
-        "wasserstein), copula, or none (the rows as given)",
+        help="per-view map fitted on the training rows: auto (whitened_copula for dv and f, none "
+        "for wasserstein), whitened_copula, copula (per feature only), or none (the rows as given)",
     )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=256)
