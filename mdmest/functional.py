@@ -156,14 +156,28 @@ def interpolate(
 
 
 def lipschitz_constant(
-    critic: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor
+    critic: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, quantile: float = 1.0
 ) -> torch.Tensor:
     """The largest gradient norm ‖∇T(x)‖₂ of the critic over ``points`` (N, D): an empirical
-    estimate of its Lipschitz constant, from below."""
-    points = points.detach().requires_grad_(True)
-    with torch.enable_grad():
+    estimate of its Lipschitz constant, from below. With ``quantile`` < 1, that quantile of the
+    gradient norms instead (less sensitive to a few points where the slope crept up).
+
+    It works under ``torch.no_grad()`` and ``torch.inference_mode()`` alike: the points are
+    cloned into ordinary tensors and the gradient is taken with inference mode off.
+
+    Examples
+    --------
+    >>> with torch.inference_mode():
+    ...     lipschitz_constant(lambda x: 3 * x[:, 0], torch.randn(5, 2))
+    tensor(3.)
+    """
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must lie in (0, 1], got {quantile}")
+    with torch.inference_mode(False), torch.enable_grad():
+        points = points.detach().clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(points).sum(), points)
-    return grad.norm(2, dim=1).max()
+    norms = grad.detach().norm(2, dim=1)
+    return norms.max() if quantile == 1.0 else torch.quantile(norms, quantile)
 
 
 def gradient_penalty(
@@ -171,6 +185,8 @@ def gradient_penalty(
     joint: torch.Tensor,
     product: torch.Tensor,
     generator: torch.Generator | None = None,
+    *,
+    one_sided: bool = False,
 ) -> torch.Tensor:
     r"""WGAN-GP penalty (Gulrajani et al., 2017) on points between joint and product rows.
 
@@ -180,11 +196,21 @@ def gradient_penalty(
     ``joint`` is (B, D); ``product`` is (N, D) with N a multiple of B (several negatives per joint
     row): joint rows are repeated to pair with them. The graph is kept so the penalty can be
     back-propagated into the critic.
+
+    ``one_sided=True`` penalises only slopes above 1, :math:`\max(0, \|\nabla_x T\|_2 - 1)^2`
+    (the "LP" penalty of Petzka et al., 2018): the constraint of W_1's dual is
+    :math:`\|T\|_L \le 1`, and the two-sided form also pushes the slope up to 1 where the
+    optimal critic is flat. With weak dependency that push wins over the small signal and the critic
+    settles on an almost linear function (ρ = 0.3 pairs: −55% with two-sided, −3% with one-sided;
+    docs/core.md).
     """
     mixed = interpolate(joint, product, generator).detach().requires_grad_(True)
     out = critic(mixed)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    return (grad.norm(2, dim=1) - 1.0).pow(2).mean()
+    excess = grad.norm(2, dim=1) - 1.0
+    if one_sided:
+        excess = excess.clamp(min=0.0)
+    return excess.pow(2).mean()
 
 
 class _ScaleGrad(torch.autograd.Function):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -39,6 +40,18 @@ def _as_names(names: Sequence[str] | None, dims: tuple[int, ...]) -> tuple[str, 
     if names is not None and len(names) != len(dims):
         raise ValueError(f"names has {len(names)} entries, dims has {len(dims)}")
     return tuple(names) if names is not None else None
+
+
+def _as_generator(generator, views: Sequence) -> torch.Generator | None:
+    """A generator as given, or a fresh one seeded by an int on the device of ``views[0]``."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, bool) or not isinstance(generator, numbers.Integral):
+        raise TypeError(
+            f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+        )
+    device = views[0].device if views and isinstance(views[0], torch.Tensor) else "cpu"
+    return torch.Generator(device=device).manual_seed(int(generator))
 
 
 def _as_negatives(value) -> int:
@@ -197,8 +210,8 @@ class DependencyMeasure(nn.Module):
         >>> measure = TotalCorrelation([2, 2])
         >>> z = [torch.randn(16, 2, requires_grad=True) for _ in range(2)]
         >>> measure.loss(*z, weight=0.0).backward()  # the encoders get 0, the critic learns
-        >>> all(p.grad.abs().sum() > 0 for p in measure.critic.parameters())
-        True
+        >>> bool(measure.critic.net[0].weight.grad.abs().sum() > 0), float(z[0].grad.abs().sum())
+        (True, 0.0)
         """
         value = self(*(Fn.scale_grad(view, weight) for view in views))
         self.last_loss = value.detach()
@@ -206,16 +219,30 @@ class DependencyMeasure(nn.Module):
         return value + (weight - 1.0) * value.detach()
 
     @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        was_training = self.training
+    def _evaluating(
+        self, generator: torch.Generator | int | None = None, views: Sequence = ()
+    ) -> Iterator[None]:
+        """Eval mode and no gradient for the block. With ``generator``, the block's random draws
+        come from it (an int seeds a fresh ``torch.Generator`` on the device of ``views[0]``);
+        ``self.generator`` is restored afterwards. ``None`` keeps ``self.generator``."""
+        generator = _as_generator(generator, views)
+        was_training, saved = self.training, self.generator
+        if generator is not None:
+            self.generator = generator
         self.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
+            self.generator = saved
             self.train(was_training)
 
-    def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
+    def estimate(
+        self,
+        *views: torch.Tensor,
+        negatives: int | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> torch.Tensor:
         """The bound's value on these views (critic in eval mode, no gradient).
 
         ``negatives`` sets how many product rows are drawn per joint row for this value (default:
@@ -223,8 +250,15 @@ class DependencyMeasure(nn.Module):
         rows, and with a strong dependency it is heavy-tailed: one draw of B rows can move the
         value by tenths of a nat. Many draws (e.g. ``negatives=64`` on a held-out set) average
         that noise away at the cost of forward passes only.
+
+        ``generator`` draws the product rows: a ``torch.Generator``, or an int that seeds a
+        fresh one on the views' device, so two calls with the same int give the same value
+        exactly; ``None`` (default) uses ``self.generator`` (the global generator when that is
+        ``None``). Measured on 450 rows of 3 Gaussian views at 1 nat after training, the
+        standard deviation of repeated calls was 0.13 nats with one negative, 0.044 with 8 and
+        0.016 with 64, beside 0.07 from the rows themselves (docs/core.md).
         """
-        with self._evaluating():
+        with self._evaluating(generator, views):
             t_joint, t_product, _, _ = self._joint_and_product(views, negatives)
             return self.bound(t_joint, t_product)
 
@@ -384,31 +418,52 @@ class WassersteinDependency(DependencyMeasure):
 
     .. math:: W_1(p, q) = \sup_{\|T\|_L \le 1} \mathbb{E}_p[T] - \mathbb{E}_q[T]
 
-    The critic is kept 1-Lipschitz (Euclidean) either by a gradient penalty
-    :math:`\lambda\,\mathbb{E}[(\|\nabla T(\hat x)\|_2 - 1)^2]` added to the loss (Gulrajani et al.,
-    2017) or by spectral normalisation of every linear layer (Miyato et al., 2018); the default
-    spectral-norm critic uses GroupSort activations, which preserve gradient norms and so let the
-    critic reach slope 1. Values are in the units of the views.
+    The critic is kept 1-Lipschitz (Euclidean) either by a gradient penalty added to the loss
+    (Gulrajani et al., 2017), by default the one-sided
+    :math:`\lambda\,\mathbb{E}[\max(0, \|\nabla T(\hat x)\|_2 - 1)^2]` of Petzka et al. (2018), or by
+    construction: every weight matrix with spectral norm 1 and GroupSort activations, which
+    preserve gradient norms and so let the critic reach slope 1. Values are in the units of the
+    views.
 
     Unlike KL measures, W_1 grows with the scale of the views: an encoder trained to raise it can
     simply inflate its outputs. Pass ``normalize=True`` to standardise each feature over the batch
     (zero mean, unit variance) before the critic when the representations are unbounded.
 
+    Accuracy (docs/core.md, "Wasserstein: Lipschitz control and scale"): on correlated Gaussian
+    pairs, ρ ∈ {0.3, 0.6, 0.9}, one and two features per view, 4000 rows, the trained critic's
+    value on fresh rows lay within −3.2% and +1.2% of the exact W_1 with the gradient penalty and
+    within −6.0% and −0.8% with "spectral_norm"; the value on 800 held-out rows adds their
+    sampling noise (a standard error of 14% at ρ = 0.3 with one feature, 1.5% at ρ = 0.9 with
+    two).
+
     Parameters
     ----------
     lipschitz : str
-        "gradient_penalty" (default) or "spectral_norm". With "spectral_norm", every linear layer of a
-        critic you pass is spectrally normalised in place.
+        "gradient_penalty" (default) or "spectral_norm". With "spectral_norm", the default critic
+        is a GroupSort MLP whose weight matrices are orthogonal (torch's ``orthogonal``
+        parametrization: all singular values 1, so exactly 1-Lipschitz); every linear layer of
+        a critic you pass is spectrally normalised in place instead (Miyato et al., 2018),
+        which keeps only the largest singular value at 1 and reads 10-12% low with two features
+        per view.
     penalty_weight : float
-        λ of the gradient penalty (ignored with spectral normalisation).
+        λ of the gradient penalty (ignored with "spectral_norm"). The default 100 keeps the
+        largest slope within 1.02-1.06; at λ = 10 it reached 1.1-1.4 and the value read up to
+        13% high.
+    one_sided_penalty : bool
+        Penalise only slopes above 1 (default). The two-sided penalty
+        :math:`(\|\nabla T\|_2 - 1)^2` also pushes the slope up where the optimal critic is flat;
+        with weak dependency the critic then settles on an almost linear function (ρ = 0.3:
+        −55% at λ = 10, −67% at λ = 100).
     normalize : bool
         Standardise each view's features over the batch first.
-    lipschitz_correction : bool
-        With the gradient penalty the critic is only softly 1-Lipschitz; its slope creeps above 1
-        where the penalty's samples are sparse, which inflates E_p[T] − E_q[T]. ``estimate`` then
-        divides the value by max(1, L̂), L̂ the largest gradient norm of the critic over the joint,
-        product and interpolated rows of the batch, so it reports the bound of the 1-Lipschitz
-        critic T / L̂. Training (the loss) is unchanged. Ignored with spectral normalisation.
+    lipschitz_correction : bool or float
+        With the gradient penalty the critic is only softly 1-Lipschitz. ``True`` makes
+        ``estimate`` divide the value by max(1, L̂), L̂ the largest gradient norm of the critic
+        over the joint and product rows it scores, i.e. report the bound of T / L̂; a float
+        q in (0, 1) uses the q-quantile of those gradient norms as L̂. Training is unchanged.
+        Off by default: with the default penalty the slope stays close to 1 and the division
+        only lowers the value (largest norm: −1.5% to −7.5% against the exact W_1, the 0.99
+        quantile −0.7% to −5.4%). Ignored with "spectral_norm".
 
     Examples
     --------
@@ -422,11 +477,12 @@ class WassersteinDependency(DependencyMeasure):
         dims: Sequence[int],
         *,
         lipschitz: str = "gradient_penalty",
-        penalty_weight: float = 10.0,
+        penalty_weight: float = 100.0,
+        one_sided_penalty: bool = True,
         critic: nn.Module | None = None,
         negatives: int = 1,
         normalize: bool = False,
-        lipschitz_correction: bool = True,
+        lipschitz_correction: bool | float = False,
         **kwargs,
     ) -> None:
         self.lipschitz = check_choice("lipschitz", lipschitz, LIPSCHITZ_METHODS)
@@ -436,13 +492,41 @@ class WassersteinDependency(DependencyMeasure):
         if penalty_weight < 0:
             raise ValueError(f"penalty_weight must be >= 0, got {penalty_weight}")
         self.penalty_weight = float(penalty_weight)
+        self.one_sided_penalty = bool(one_sided_penalty)
         self.normalize = normalize
         self.lipschitz_correction = lipschitz_correction
+        self._correction_quantile = self._as_quantile(lipschitz_correction)
+
+    @staticmethod
+    def _as_quantile(correction) -> float | None:
+        if isinstance(correction, bool):
+            return 1.0 if correction else None
+        if isinstance(correction, numbers.Real) and 0.0 < correction <= 1.0:
+            return float(correction)
+        raise ValueError(
+            f"lipschitz_correction must be True, False or a quantile in (0, 1], got {correction!r}"
+        )
 
     def default_critic(self, in_features: int) -> nn.Module:
         if self.lipschitz == "spectral_norm":
-            return MLPCritic(in_features, activation="groupsort", spectral_norm=True)
+            return self._orthogonal_critic(in_features)
         return MLPCritic(in_features)
+
+    @staticmethod
+    def _orthogonal_critic(in_features: int) -> MLPCritic:
+        """GroupSort MLP whose every weight matrix is orthogonal (all singular values 1): exactly
+        1-Lipschitz, with no power iteration to lag behind the weights (Anil et al., 2019)."""
+        from torch.nn.utils.parametrizations import orthogonal
+
+        critic = MLPCritic(in_features, activation="groupsort")
+        for layer in critic.modules():
+            if isinstance(layer, nn.Linear):
+                square = layer.weight.shape[0] == layer.weight.shape[1]
+                # Cayley for the square layer (a 2000-step estimate took 27 s instead of 64 s
+                # with the matrix exponential, same accuracy); Householder, torch's default,
+                # for the others.
+                orthogonal(layer, orthogonal_map="cayley" if square else None)
+        return critic
 
     def prepare(self, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if not self.normalize:
@@ -452,28 +536,39 @@ class WassersteinDependency(DependencyMeasure):
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.wasserstein_bound(t_joint, t_product)
 
-    def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
-        if self.lipschitz != "gradient_penalty" or not self.lipschitz_correction:
-            return super().estimate(*views, negatives=negatives)
-        with self._evaluating():
+    def estimate(
+        self,
+        *views: torch.Tensor,
+        negatives: int | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> torch.Tensor:
+        """The bound on these views; see :meth:`DependencyMeasure.estimate`. With
+        ``lipschitz_correction``, divided by max(1, L̂) (gradient norms over the joint and the
+        first B product rows; it works under ``torch.inference_mode()`` too)."""
+        quantile = self._correction_quantile
+        if self.lipschitz != "gradient_penalty" or quantile is None:
+            return super().estimate(*views, negatives=negatives, generator=generator)
+        with self._evaluating(generator, views):
             t_joint, t_product, joint, product = self._joint_and_product(views, negatives)
-            points = torch.cat([joint, product, Fn.interpolate(joint, product, self.generator)])
-            slope = Fn.lipschitz_constant(self.critic_scores, points)
+            points = torch.cat([joint, product])
+            slope = Fn.lipschitz_constant(self.critic_scores, points, quantile)
             return self.bound(t_joint, t_product) / slope.clamp(min=1.0)
 
     def objective(self, t_joint, t_product, joint, product):
         bound = self.bound(t_joint, t_product)
         loss = -bound
         if self.lipschitz == "gradient_penalty" and self.penalty_weight and torch.is_grad_enabled():
-            penalty = Fn.gradient_penalty(self.critic_scores, joint, product, self.generator)
+            penalty = Fn.gradient_penalty(
+                self.critic_scores, joint, product, self.generator, one_sided=self.one_sided_penalty
+            )
             loss = loss + self.penalty_weight * penalty
         return loss, bound
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, lipschitz={self.lipschitz!r}, "
-            f"penalty_weight={self.penalty_weight}, normalize={self.normalize}, "
-            f"lipschitz_correction={self.lipschitz_correction}"
+            f"penalty_weight={self.penalty_weight}, one_sided_penalty={self.one_sided_penalty}, "
+            f"normalize={self.normalize}, lipschitz_correction={self.lipschitz_correction}"
         )
 
 
@@ -645,11 +740,19 @@ class DecomposedTotalCorrelation(nn.Module):
         self.last_loss = value.detach()
         return value + (weight - 1.0) * value.detach()
 
-    def estimate(self, *views: torch.Tensor, negatives: int | None = None) -> torch.Tensor:
-        """The sum of the terms' bounds on these views (see :meth:`DependencyMeasure.estimate`)."""
+    def estimate(
+        self,
+        *views: torch.Tensor,
+        negatives: int | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> torch.Tensor:
+        """The sum of the terms' bounds on these views (see :meth:`DependencyMeasure.estimate`);
+        one ``generator`` (an int seeds one) draws every term's product rows in turn."""
+        generator = _as_generator(generator, views)
         pairs = self._term_views(views)
         return sum(
-            term.estimate(*pair, negatives=negatives) for term, pair in zip(self.terms, pairs)
+            term.estimate(*pair, negatives=negatives, generator=generator)
+            for term, pair in zip(self.terms, pairs)
         )
 
     def scores(self, *views: torch.Tensor) -> torch.Tensor:

@@ -235,7 +235,7 @@ def test_gradient_penalty_estimate_is_corrected_to_a_one_lipschitz_critic():
     with torch.no_grad():
         critic.weight.copy_(torch.tensor([[3.0, 4.0]]))  # slope 5 everywhere
     xs = views(64, (1, 1))
-    corrected = WassersteinDependency([1, 1], critic=critic)
+    corrected = WassersteinDependency([1, 1], critic=critic, lipschitz_correction=True)
     raw = WassersteinDependency([1, 1], critic=critic, lipschitz_correction=False)
     corrected.generator = torch.Generator().manual_seed(0)
     raw.generator = torch.Generator().manual_seed(0)
