@@ -253,8 +253,8 @@ def estimate(
     Warns
     -----
     EstimateWarning
-        When the held-out value is negative (no dependency found), far below the training bound
-        (the critic overfits), or computed on fewer than 250 held-out rows.
+        When the held-out value is below 0 by more than two standard errors, far below the
+        training bound (the critic overfits), or computed on fewer than 250 held-out rows.
 
     Examples
     --------
@@ -808,10 +808,11 @@ def _warn_if_untrustworthy(result: EstimateResult) -> None:
             stacklevel=3,
         )
         return
-    if value < 0:
+    if value < 0 and not value + 2 * stderr >= 0:  # below 0 by more than 2 standard errors
         warnings.warn(
-            f"the held-out value {value:.3f}{spread} is negative: the critic found no dependency "
-            "that holds on new rows (a constant critic reads 0). Use more rows or fewer steps.",
+            f"the held-out value {value:.3f}{spread} is below 0: the critic learned a dependency "
+            "that does not hold on new rows (a constant critic reads 0). Use more rows or fewer "
+            "steps.",
             EstimateWarning,
             stacklevel=3,
         )

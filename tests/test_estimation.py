@@ -167,3 +167,24 @@ def test_flush_denormal_is_restored_for_the_caller(caller_flushes):
         assert _flush_denormal_on() is caller_flushes
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_few_rows_read_the_constant_critics_zero_with_a_warning():
+    views = gaussian_task_with_tc(1.0, (4, 4, 4)).sample(50, seed=1)
+    with pytest.warns(mdmest.EstimateWarning, match="no critic beat a constant one"):
+        result = mdmest.estimate(views, "dv", seed=1, steps=300, progress=False)
+    assert result.value == 0.0 and (result.n_train, result.n_validation, result.n_test) == (
+        30,
+        10,
+        10,
+    )
+
+
+def test_small_samples_never_read_far_below_zero():
+    # Before the validation rows, 3 views at 1 nat read -1.60 at 50 rows and -0.29 at 200.
+    task = gaussian_task_with_tc(1.0, (4, 4, 4))
+    for rows, seed in [(100, 0), (200, 1)]:
+        with pytest.warns(mdmest.EstimateWarning):
+            result = mdmest.estimate(task.sample(rows, seed=seed), "dv", seed=seed, progress=False)
+        assert result.n_validation > 0 and result.value > -0.1
+        assert result.stderr > 0
