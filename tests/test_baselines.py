@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
+from _benchmarks import load_script as _script
 
 from mdmest.tasks import correlated_pair, gaussian_task_with_tc
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 baselines = _script("baselines")
 
