@@ -302,8 +302,8 @@ def estimate(
         widths = tuple(a.shape[1] for a in arrays)
         if widths != tuple(measure.dims):
             raise ValueError(
-                f"the views have {len(widths)} views of widths {widths}; the measure was built "
-                f"for dims={tuple(measure.dims)}"
+                f"got {len(widths)} views of widths {widths}; the measure was built for "
+                f"dims={tuple(measure.dims)}"
             )
     transform = _resolve_transform(transform, measure, measure_kwargs)
     num_rows = arrays[0].shape[0]
@@ -311,14 +311,7 @@ def estimate(
         torch.manual_seed(seed)
         generator = torch.Generator(device=device).manual_seed(seed)
         split = _split(num_rows, len(arrays), test_fraction, generator)
-        fitted = (
-            [
-                GaussianCopula(whiten=transform == "whitened_copula").fit(a[split.train])
-                for a in arrays
-            ]
-            if transform
-            else None
-        )
+        fitted = _fit_transforms(transform, [a[split.train] for a in arrays])
         if fitted:
             arrays = [f.transform(a) for f, a in zip(fitted, arrays)]
         tensors = [torch.as_tensor(a).to(device=device, dtype=dtype) for a in arrays]
@@ -510,6 +503,14 @@ def _resolve_transform(transform, measure, options: dict) -> str | None:
             "depends on the scale of the views; pass transform=None"
         )
     return transform
+
+
+def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
+    """One map per view fitted on its training rows, or ``None`` without a transform."""
+    if transform is None:
+        return None
+    whiten = transform == "whitened_copula"
+    return [GaussianCopula(whiten=whiten).fit(rows) for rows in train_rows]
 
 
 # -- the split --------------------------------------------------------------------------------------
