@@ -28,9 +28,10 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _label(index: int, names: Sequence[str] | None) -> str:
+def view_label(index: int, names: Sequence[str] | None) -> str:
+    """ "view 2", or "view 2 (z_audio)" when the views have names."""
     label = f"view {index + 1}"
-    return f"{label} ({names[index]})" if names else label
+    return f"{label} ({names[index]})" if names and index < len(names) else label
 
 
 def check_views(
@@ -44,7 +45,7 @@ def check_views(
         raise ValueError(f"expected {len(dims)} views (dims={tuple(dims)}), got {len(views)}")
     batch = device = None
     for i, view in enumerate(views):
-        label = _label(i, names)
+        label = view_label(i, names)
         if not isinstance(view, torch.Tensor):
             raise TypeError(f"{label} must be a torch.Tensor, got {type(view).__name__}")
         if not view.is_floating_point():
@@ -74,4 +75,4 @@ def _check_finite(views: Sequence[torch.Tensor], names: Sequence[str] | None) ->
         return
     for i, view in enumerate(views):
         if not bool(torch.isfinite(view).all()):
-            raise ValueError(f"{_label(i, names)} contains NaN or Inf values")
+            raise ValueError(f"{view_label(i, names)} contains NaN or Inf values")

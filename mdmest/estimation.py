@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mdmest import functional as Fn
+from mdmest._validation import check_choice, view_label
 from mdmest.critics import MLPCritic
 from mdmest.measures import (
     DECOMPOSITIONS,
@@ -305,7 +306,7 @@ def estimate(
                 f"got {len(widths)} views of widths {widths}; the measure was built for "
                 f"dims={tuple(measure.dims)}"
             )
-    transform = _resolve_transform(transform, measure, measure_kwargs)
+    transform = _resolve_transform(transform, measure)
     num_rows = arrays[0].shape[0]
     with _flush_denormal(), torch.random.fork_rng(devices=_cuda(device)):
         torch.manual_seed(seed)
@@ -395,9 +396,7 @@ def _keywords(function) -> set[str]:
 
 def _check_options(name: str, decomposition: str | None, options: dict) -> None:
     """Name an unknown measure or option before anything is built."""
-    if name not in MEASURES:
-        valid = ", ".join(repr(m) for m in MEASURES)
-        raise ValueError(f"unknown measure {name!r}; valid values are {valid}")
+    check_choice("measure", name, tuple(MEASURES))
     valid = _keywords(MEASURES[name].__init__) | _keywords(DependencyMeasure.__init__)
     if decomposition is not None:
         valid |= _keywords(DecomposedTotalCorrelation.__init__) - {"measure", "decomposition"}
@@ -441,10 +440,6 @@ def _instance_placement(measure, device) -> tuple[torch.dtype, torch.device]:
     return dtype, parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _label(index: int, names: Sequence[str] | None) -> str:
-    return f"view {index + 1}" + (f" ({names[index]})" if names and index < len(names) else "")
-
-
 def _as_arrays(views: Sequence, names: Sequence[str] | None) -> list[np.ndarray]:
     """The views as float64 arrays of shape (n, d_k), every problem named before any training."""
     if isinstance(views, (np.ndarray, torch.Tensor)) or not isinstance(views, Sequence):
@@ -464,39 +459,37 @@ def _as_arrays(views: Sequence, names: Sequence[str] | None) -> list[np.ndarray]
         array = np.asarray(view)
         if array.dtype.kind not in "fiub":
             raise TypeError(
-                f"{_label(i, names)} must hold real numbers, got an array of dtype {array.dtype}"
+                f"{view_label(i, names)} must hold real numbers, got an array of dtype {array.dtype}"
             )
         if array.ndim == 1:
             array = array[:, None]
         if array.ndim != 2:
             raise ValueError(
-                f"{_label(i, names)} must be 1-d (n,) or 2-d (n, features), got shape "
+                f"{view_label(i, names)} must be 1-d (n,) or 2-d (n, features), got shape "
                 f"{array.shape}; flatten it first, e.g. view.reshape(len(view), -1)"
             )
         if array.shape[1] == 0:
-            raise ValueError(f"{_label(i, names)} has no features (shape {array.shape})")
+            raise ValueError(f"{view_label(i, names)} has no features (shape {array.shape})")
         arrays.append(array.astype(np.float64, copy=False))
     rows = [a.shape[0] for a in arrays]
     if len(set(rows)) > 1:
-        counts = ", ".join(f"{_label(i, names)}: {r}" for i, r in enumerate(rows))
+        counts = ", ".join(f"{view_label(i, names)}: {r}" for i, r in enumerate(rows))
         raise ValueError(f"the views must have the same number of rows (paired), got {counts}")
     for i, array in enumerate(arrays):
         if not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).any(axis=1).sum())
-            raise ValueError(f"{_label(i, names)} contains NaN or Inf values in {bad} rows")
+            raise ValueError(f"{view_label(i, names)} contains NaN or Inf values in {bad} rows")
     return arrays
 
 
-def _resolve_transform(transform, measure, options: dict) -> str | None:
+def _resolve_transform(transform, measure) -> str | None:
     name = measure if isinstance(measure, str) else None
     kl_type = name in KL_MEASURES or isinstance(
         measure, (TotalCorrelation, FTotalCorrelation, DecomposedTotalCorrelation)
     )
     if transform == "auto":
         return "whitened_copula" if kl_type else None
-    if transform is not None and transform not in TRANSFORMS:
-        valid = ", ".join(repr(t) for t in ("auto", *TRANSFORMS, None))
-        raise ValueError(f"unknown transform {transform!r}; valid values are {valid}")
+    check_choice("transform", transform, ("auto", *TRANSFORMS, None))
     if transform is not None and not kl_type:
         raise ValueError(
             f"transform={transform!r} is valid for 'dv' and 'f' only: the Wasserstein value "
@@ -743,12 +736,16 @@ class _BestOnValidation:
     def check(self, step: int) -> None:
         if not self.enabled or step not in self.at:
             return
-        value, stderr = _evaluate(self.measure, self.validation, None, EVAL_PRODUCT_ROWS // 16)
-        score = value - VALIDATION_MARGIN * (stderr if math.isfinite(stderr) else 0.0)
+        score = self._score()
         if score > self.best:
             self.best = score
             self.state = copy.deepcopy(self.measure.state_dict())
         self.measure.train()
+
+    def _score(self) -> float:
+        """The validation bound less ``VALIDATION_MARGIN`` standard errors."""
+        value, stderr = _evaluate(self.measure, self.validation, None, EVAL_PRODUCT_ROWS // 16)
+        return value - VALIDATION_MARGIN * (stderr if math.isfinite(stderr) else 0.0)
 
     def restore(self) -> None:
         """Load the best state, then shrink its scores toward the null score as far as the
@@ -766,8 +763,7 @@ class _BestOnValidation:
         for shrink in (0.0,) if few else SHRINKS:
             for part in parts:
                 part.shrink = shrink
-            value, stderr = _evaluate(self.measure, self.validation, None, EVAL_PRODUCT_ROWS // 16)
-            score = value - VALIDATION_MARGIN * (stderr if math.isfinite(stderr) else 0.0)
+            score = self._score()
             if score > best + 1e-12:
                 best, kept = score, shrink
         for part in parts:

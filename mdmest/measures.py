@@ -54,6 +54,14 @@ def _as_generator(generator, views: Sequence) -> torch.Generator | None:
     return torch.Generator(device=device).manual_seed(int(generator))
 
 
+def _weighted_loss(measure: nn.Module, views: Sequence[torch.Tensor], weight: float):
+    """``measure.loss``: value weight·L, gradient weight·∂L/∂z for the views and ∂L/∂θ for the
+    critic; keeps the unweighted L as ``measure.last_loss``."""
+    value = measure(*(Fn.scale_grad(view, weight) for view in views))
+    measure.last_loss = value.detach()
+    return value + (weight - 1.0) * value.detach()
+
+
 def _as_negatives(value) -> int:
     if isinstance(value, bool) or not float(value).is_integer() or value < 1:
         raise ValueError(f"negatives must be an int >= 1, got {value!r}")
@@ -213,10 +221,7 @@ class DependencyMeasure(nn.Module):
         >>> bool(measure.critic.net[0].weight.grad.abs().sum() > 0), float(z[0].grad.abs().sum())
         (True, 0.0)
         """
-        value = self(*(Fn.scale_grad(view, weight) for view in views))
-        self.last_loss = value.detach()
-        # Value weight·L, gradient ∂L/∂θ for the critic (the views' gradient is scaled above).
-        return value + (weight - 1.0) * value.detach()
+        return _weighted_loss(self, views, weight)
 
     @contextlib.contextmanager
     def _evaluating(
@@ -736,9 +741,7 @@ class DecomposedTotalCorrelation(nn.Module):
     def loss(self, *views: torch.Tensor, weight: float) -> torch.Tensor:
         """``weight * measure(*views)`` with every term's critic stepping on the unweighted loss
         (see :meth:`DependencyMeasure.loss`)."""
-        value = self(*(Fn.scale_grad(view, weight) for view in views))
-        self.last_loss = value.detach()
-        return value + (weight - 1.0) * value.detach()
+        return _weighted_loss(self, views, weight)
 
     def estimate(
         self,
