@@ -4,9 +4,9 @@
 """
 
 from mdmest._version import __version__
-from mdmest.estimation import EstimateResult, EstimateWarning, estimate
+from mdmest.decomposition import DecomposedTotalCorrelation
+from mdmest.estimation import EstimateInputError, EstimateResult, EstimateWarning, estimate
 from mdmest.measures import (
-    DecomposedTotalCorrelation,
     DependencyMeasure,
     FTotalCorrelation,
     TotalCorrelation,
@@ -25,4 +25,5 @@ __all__ = [
     "estimate",
     "EstimateResult",
     "EstimateWarning",
+    "EstimateInputError",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -26,6 +27,60 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"unknown {name} {value!r}; valid values are {valid}")
     return value
+
+
+def _parse_device(device: str | torch.device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"device {str(device)!r} is not a valid torch device; use e.g. 'cpu', 'cuda' or "
+            "'cuda:1'"
+        ) from err
+
+
+def check_device(device: str | torch.device, *, available: bool = True) -> torch.device:
+    """Parse ``device`` and (``available=True``) check that this machine has it.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a torch device string, or names one this machine lacks (``"cuda"``
+        without CUDA, ``"cuda:3"`` with two GPUs, ``"mps"`` off Apple silicon, ...).
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> check_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device 'gpu' is not a valid torch device; use e.g. 'cpu', 'cuda' or 'cuda:1'
+    """
+    parsed = _parse_device(device)
+    kind = parsed.type
+    if not available or kind in ("cpu", "meta"):
+        return parsed
+    if kind == "cuda":
+        backend: Any = torch.cuda
+    elif kind == "mps":
+        backend = torch.backends.mps
+    else:
+        backend = getattr(torch, kind, None)
+    is_available = getattr(backend, "is_available", None)
+    where = "torch.backends.mps" if kind == "mps" else f"torch.{kind}"
+    if callable(is_available) and not is_available():
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine "
+            f"({where}.is_available() is False)"
+        )
+    count = getattr(backend, "device_count", None)
+    if parsed.index is not None and callable(count) and parsed.index >= count():
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine "
+            f"({where}.device_count() is {count()})"
+        )
+    return parsed
 
 
 def view_label(index: int, names: Sequence[str] | None) -> str:

@@ -78,9 +78,9 @@ class MLPCritic(nn.Module):
     output_bound : float, optional
         Squash the score into (−c, c) with c·tanh(T / c): a guard for a measure used as
         a loss on views that may be heavy-tailed, where an unbounded critic extrapolates to huge
-        scores on extreme rows and the DV bound reads hundreds of nats below zero (Student-t
-        pairs with 1 degree of freedom, raw: −211 and −8788; with c = 5: 0.21 and 0.38 against
-        true 0.22 and 0.43). It caps a DV value at 2c, so leave it ``None`` (default) when
+        scores on extreme rows and the DV bound reads far below zero (Student-t pairs with 1
+        degree of freedom, measured with and without it: see docs/core.md, section "Critics —
+        `mdmest.critics`"). It caps a DV value at 2c, so leave it ``None`` (default) when
         the dependency may be strong. :func:`mdmest.estimate` needs no guard: it maps each
         feature to normal marginals first.
 

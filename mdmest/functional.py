@@ -201,8 +201,8 @@ def gradient_penalty(
     (the "LP" penalty of Petzka et al., 2018): the constraint of W_1's dual is
     :math:`\|T\|_L \le 1`, and the two-sided form also pushes the slope up to 1 where the
     optimal critic is flat. With weak dependency that push wins over the small signal and the critic
-    settles on an almost linear function (ρ = 0.3 pairs: −55% with two-sided, −3% with one-sided;
-    docs/core.md).
+    settles on an almost linear function (measured: see docs/core.md, section "Wasserstein:
+    Lipschitz control and scale").
     """
     mixed = interpolate(joint, product, generator).detach().requires_grad_(True)
     out = critic(mixed)

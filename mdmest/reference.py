@@ -10,6 +10,7 @@ from scipy import linalg
 from mdmest._validation import check_choice, check_dims
 
 __all__ = [
+    "block_slices",
     "gaussian_mutual_information",
     "gaussian_total_correlation",
     "gaussian_w2_dependency",
@@ -30,8 +31,13 @@ def gaussian_mutual_information(rho: float, dim: int) -> float:
     return float(-0.5 * dim * np.log1p(-rho * rho))
 
 
-def _blocks(dims: Sequence[int]) -> list[slice]:
-    edges = np.cumsum([0, *dims])
+def block_slices(dims: Sequence[int]) -> list[slice]:
+    """The column slice of each view in rows that concatenate views of widths ``dims``.
+
+    >>> block_slices([2, 3])
+    [slice(0, 2, None), slice(2, 5, None)]
+    """
+    edges = np.cumsum([0, *dims]).tolist()
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
@@ -53,7 +59,7 @@ def gaussian_total_correlation(cov: np.ndarray, dims: Sequence[int]) -> float:
     """
     cov = _check_cov(cov, dims)
     logdet = lambda m: np.linalg.slogdet(m)[1]  # noqa: E731
-    return float(0.5 * (sum(logdet(cov[b, b]) for b in _blocks(dims)) - logdet(cov)))
+    return float(0.5 * (sum(logdet(cov[b, b]) for b in block_slices(dims)) - logdet(cov)))
 
 
 def gaussian_w2_dependency(cov: np.ndarray, dims: Sequence[int]) -> float:
@@ -64,7 +70,7 @@ def gaussian_w2_dependency(cov: np.ndarray, dims: Sequence[int]) -> float:
     """
     cov = _check_cov(cov, dims)
     block_diag = np.zeros_like(cov)
-    for b in _blocks(dims):
+    for b in block_slices(dims):
         block_diag[b, b] = cov[b, b]
     root = linalg.sqrtm(block_diag).real
     cross = linalg.sqrtm(root @ cov @ root).real

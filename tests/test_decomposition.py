@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import mdmest
-from mdmest.measures import DecomposedTotalCorrelation, split_views
+from mdmest.decomposition import DecomposedTotalCorrelation, split_views
 from mdmest.tasks import gaussian_task_with_tc
 
 
@@ -174,3 +174,15 @@ def test_thorough_alternative_follows_the_first_value_and_the_number_of_views():
     assert thorough_alternative(7.9, 8) == tree
     assert thorough_alternative(1.5, 2) is None
     assert thorough_alternative(8.0, 2) is None
+
+
+def test_names_that_moved_to_decomposition_still_import_from_measures():
+    import mdmest.decomposition as decomposition
+    from mdmest.measures import DECOMPOSITIONS, DecomposedTotalCorrelation
+    from mdmest.measures import split_views as moved_split_views
+
+    assert DecomposedTotalCorrelation is decomposition.DecomposedTotalCorrelation
+    assert moved_split_views is decomposition.split_views
+    assert DECOMPOSITIONS == ("tree", "chain")
+    with pytest.raises(ImportError, match="cannot import name 'Decomposed'"):
+        from mdmest.measures import Decomposed  # noqa: F401

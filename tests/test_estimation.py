@@ -1,5 +1,7 @@
 """Estimators trained with default settings against closed forms (the library's main promise)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -80,6 +82,26 @@ def test_torch_input_and_a_measure_instance():
         mdmest.estimate(views, measure, steps=20, divergence="kl", progress=False)
 
 
+def test_result_repr_is_one_short_line_and_to_dict_is_json():
+    views = gaussian_task_with_tc(0.5, (2, 2)).sample(2000, seed=0)
+    result = mdmest.estimate(views, "dv", steps=20, progress=False)
+    text = repr(result)
+    assert "\n" not in text and len(text) < 150, text
+    assert text.startswith(f"EstimateResult(value={result.value:.4g} ± {result.stderr:.4g}, ")
+    assert "measure=TotalCorrelation, n_test=400, n_train=1200, n_validation=400)" in text
+    record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert record["value"] == result.value and record["stderr"] == result.stderr
+    assert record["measure"] == "TotalCorrelation" and record["transform"] == "whitened_copula"
+    assert (record["n_train"], record["n_validation"], record["n_test"]) == (1200, 400, 400)
+    assert record["train_bound"] == result.train_bound
+    assert record["step_seconds"]["steps"] == 20 and "candidates" not in record
+    # Without a standard error: no "±", and None (JSON null) in the dict.
+    bare = mdmest.EstimateResult(0.5, float("nan"), result.history, result.measure, n_test=3)
+    assert "±" not in repr(bare) and bare.to_dict()["stderr"] is None
+    bare.candidates = {"default": 0.5, "weight_decay": 0.25}
+    assert json.loads(json.dumps(bare.to_dict()))["candidates"]["weight_decay"] == 0.25
+
+
 def test_estimate_rejects_bad_arguments():
     views = gaussian_task_with_tc(0.5, (2, 2)).sample(100)
     with pytest.raises(ValueError, match="test_fraction must lie in"):
@@ -157,7 +179,7 @@ def test_heavy_tailed_pair_within_a_quarter_of_the_truth():
 
 @pytest.mark.parametrize("caller_flushes", [False, True])
 def test_flush_denormal_is_restored_for_the_caller(caller_flushes):
-    from mdmest.estimation import _flush_denormal_on
+    from mdmest.estimation.training import _flush_denormal_on
 
     if not torch.set_flush_denormal(caller_flushes):
         pytest.skip("this CPU cannot flush subnormal numbers")

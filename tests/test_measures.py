@@ -269,14 +269,14 @@ def test_cpu_and_accelerator_paths_of_the_sampler_give_permutations():
 
 @pytest.mark.parametrize("name", ["dv", "f", "wasserstein"])
 def test_many_negatives_scored_in_chunks_match_one_call(name, monkeypatch):
-    import mdmest.measures as measures_module
+    import mdmest._base as base_module
 
     torch.manual_seed(0)
     measure = make_measure(name, DIMS)
     data = views(64)
 
     def value(chunk_rows):
-        monkeypatch.setattr(measures_module, "EVAL_CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(base_module, "EVAL_CHUNK_ROWS", chunk_rows)
         measure.generator = torch.Generator().manual_seed(5)
         return measure.estimate(*data, negatives=10)
 

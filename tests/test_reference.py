@@ -2,12 +2,19 @@ import numpy as np
 import pytest
 
 from mdmest.reference import (
+    block_slices,
     gaussian_mutual_information,
     gaussian_total_correlation,
     gaussian_w2_dependency,
     wasserstein_dependency,
 )
 from mdmest.tasks import correlated_pair, equicorrelation_tc, gaussian_task_with_tc
+
+
+def test_block_slices_cut_concatenated_views_back_apart():
+    views = [np.full((3, d), float(k)) for k, d in enumerate([2, 1, 3])]
+    rows = np.concatenate(views, axis=1)
+    assert [rows[:, b].tolist() for b in block_slices([2, 1, 3])] == [v.tolist() for v in views]
 
 
 def test_pair_mi_matches_the_total_correlation_formula():

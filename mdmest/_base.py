@@ -1,0 +1,267 @@
+"""The base of every measure: views to joint and product-of-marginals rows, critic scores, bound.
+
+:class:`DependencyMeasure` holds the parts that the measures of :mod:`mdmest.measures` share; import
+it from there or from :mod:`mdmest`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from mdmest import functional as Fn
+from mdmest._validation import check_choice, check_dims, check_views
+from mdmest.critics import MLPCritic
+from mdmest.sampling import SAMPLERS, product_indices
+
+__all__ = ["DependencyMeasure", "Sampler", "EVAL_CHUNK_ROWS"]
+
+Sampler = Callable[..., torch.Tensor]
+
+#: Product rows per critic call when an evaluation draws more negatives than training does.
+EVAL_CHUNK_ROWS = 65_536
+
+
+def _as_names(names: Sequence[str] | None, dims: tuple[int, ...]) -> tuple[str, ...] | None:
+    if names is not None and len(names) != len(dims):
+        raise ValueError(f"names has {len(names)} entries, dims has {len(dims)}")
+    return tuple(names) if names is not None else None
+
+
+def _as_generator(generator, views: Sequence) -> torch.Generator | None:
+    """A generator as given, or a fresh one seeded by an int on the device of ``views[0]``."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, bool) or not isinstance(generator, numbers.Integral):
+        raise TypeError(
+            f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}"
+        )
+    device = views[0].device if views and isinstance(views[0], torch.Tensor) else "cpu"
+    return torch.Generator(device=device).manual_seed(int(generator))
+
+
+def _weighted_loss(measure: nn.Module, views: Sequence[torch.Tensor], weight: float):
+    """``measure.loss``: value weight·L, gradient weight·∂L/∂z for the views and ∂L/∂θ for the
+    critic; keeps the unweighted L as ``measure.last_loss``."""
+    value = measure(*(Fn.scale_grad(view, weight) for view in views))
+    measure.last_loss = value.detach()
+    return value + (weight - 1.0) * value.detach()
+
+
+def _as_negatives(value) -> int:
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise ValueError(f"negatives must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+class DependencyMeasure(nn.Module):
+    """Base class: a neural lower bound on the dependency among K views.
+
+    Calling the module returns the loss to minimise (the negated bound plus any penalty), so adding
+    ``weight * measure(z_1, ..., z_K)`` to a task loss trains the critic to tighten the bound and the
+    encoders to raise the dependency. ``estimate`` gives the bound's value, ``scores`` the critic's
+    value on each joint row.
+
+    Parameters
+    ----------
+    dims : sequence of int
+        Feature sizes (d_1, ..., d_K) of the K >= 2 views.
+    critic : nn.Module, optional
+        Maps (N, Σd_k) to (N,) or (N, 1). Default: :class:`~mdmest.critics.MLPCritic` with two hidden
+        layers of 256.
+    negatives : int
+        Product-of-marginals rows per joint row (more lowers variance, costs linearly).
+    sampler : str or callable, optional
+        How product rows are drawn: "shuffle" (default, :func:`mdmest.sampling.product_indices`,
+        independent per-view shuffles), "shifted" (:func:`mdmest.sampling.shifted_product_indices`,
+        shuffles that never reuse a joint row in two views; better at large dependency), or any
+        ``sampler(batch_size, num_views, negatives, generator=..., device=...)`` returning a (K, N)
+        int64 index of product rows (e.g. one that draws across processes).
+    names : sequence of str, optional
+        Names of the views, used in error messages (e.g. ``("z_text", "z_audio", "z_video")``).
+    check_finite : bool
+        Check the views for NaN/Inf on every call (one reduction per view; on CUDA it synchronises).
+    """
+
+    def __init__(
+        self,
+        dims: Sequence[int],
+        *,
+        critic: nn.Module | None = None,
+        negatives: int = 1,
+        sampler: str | Sampler | None = None,
+        names: Sequence[str] | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        self.dims = check_dims(dims)
+        self.names = _as_names(names, self.dims)
+        self.negatives = _as_negatives(negatives)
+        self.critic = critic if critic is not None else self.default_critic(sum(self.dims))
+        if isinstance(sampler, str):
+            sampler = SAMPLERS[check_choice("sampler", sampler, tuple(SAMPLERS))]
+        self.sampler = sampler if sampler is not None else product_indices
+        self.check_finite = check_finite
+        self.generator: torch.Generator | None = None
+        self.last_bound: torch.Tensor | None = None
+        self.last_product_scores: torch.Tensor | None = None
+        #: Scores are ``shrink * T + (1 - shrink) * null_score``: 1 is the critic itself, 0 a
+        #: constant critic whose bound is exactly 0. :func:`mdmest.estimate` lowers it, with few
+        #: rows, when the validation rows say the critic does not generalise.
+        self.shrink = 1.0
+
+    def default_critic(self, in_features: int) -> nn.Module:
+        return MLPCritic(in_features)
+
+    #: The constant score whose bound is 0 (for every measure here but the NWJ bound: any).
+    null_score = 0.0
+
+    # -- the parts subclasses define -------------------------------------------------------------
+    def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
+        """The bound's value from critic outputs on joint and product rows."""
+        raise NotImplementedError
+
+    def objective(
+        self,
+        t_joint: torch.Tensor,
+        t_product: torch.Tensor,
+        joint: torch.Tensor,
+        product: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, bound); by default the loss is the negated bound."""
+        bound = self.bound(t_joint, t_product)
+        return -bound, bound
+
+    # -- shared machinery ------------------------------------------------------------------------
+    def prepare(self, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-view preprocessing before the critic (identity here)."""
+        return list(views)
+
+    def critic_scores(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.critic(x)
+        if out.dim() == 2 and out.shape[1] == 1:
+            out = out.squeeze(1)
+        if out.shape != x.shape[:1]:
+            raise ValueError(
+                f"the critic must map (N, {x.shape[1]}) to (N,) or (N, 1); "
+                f"got output shape {tuple(out.shape)} for N={x.shape[0]}"
+            )
+        if self.shrink != 1.0:
+            out = self.shrink * out + (1.0 - self.shrink) * self.null_score
+        return out
+
+    def _joint_and_product(self, views: Sequence[torch.Tensor], negatives: int | None = None):
+        """Critic scores on the joint rows and on ``negatives`` product rows per joint row.
+
+        Returns (t_joint, t_product, joint, product); with more negatives than the measure trains
+        with (an evaluation), the product rows are scored in chunks and ``product`` holds only the
+        first B of them, so memory stays bounded.
+        """
+        negatives = self.negatives if negatives is None else _as_negatives(negatives)
+        check_views(views, self.dims, self.names, self.check_finite)
+        views = self.prepare(views)
+        batch = views[0].shape[0]
+        index = self.sampler(
+            batch, len(views), negatives, generator=self.generator, device=views[0].device
+        )
+        joint = torch.cat(views, dim=1)
+        if negatives <= self.negatives:
+            product = torch.cat([v.index_select(0, i) for v, i in zip(views, index)], dim=1)
+            # One critic call on both sets: half the kernel launches of two calls.
+            scores = self.critic_scores(torch.cat([joint, product], dim=0))
+            return scores[:batch], scores[batch:], joint, product
+        chunks = [
+            torch.cat([v.index_select(0, i) for v, i in zip(views, part)], dim=1)
+            for part in index.split(max(batch, EVAL_CHUNK_ROWS), dim=1)
+        ]
+        t_product = torch.cat([self.critic_scores(chunk) for chunk in chunks])
+        return self.critic_scores(joint), t_product, joint, chunks[0][:batch]
+
+    def forward(self, *views: torch.Tensor) -> torch.Tensor:
+        """The loss to minimise: the negated bound (plus penalties) on these views."""
+        t_joint, t_product, joint, product = self._joint_and_product(views)
+        loss, bound = self.objective(t_joint, t_product, joint, product)
+        # The bound itself (without penalties) and the product-side scores, kept for logging and
+        # for estimate()'s adaptive negatives at no extra cost.
+        self.last_bound = bound.detach()
+        self.last_product_scores = t_product.detach()
+        return loss
+
+    #: The unweighted ``measure(...)`` of the last :meth:`loss` call (detached).
+    last_loss: torch.Tensor | None = None
+
+    def loss(self, *views: torch.Tensor, weight: float) -> torch.Tensor:
+        """``weight * measure(*views)`` as a term of a task loss, with the critic's step free of
+        ``weight``.
+
+        Its value is ``weight`` times the measure's loss; its gradient is ``weight`` times that of
+        the loss for the views (so for the encoders), and the gradient of the loss itself for the
+        critic. With one optimiser over model and measure, the critic then takes the same step
+        whatever the weight (also 0), in SGD as in Adam. ``last_loss`` keeps the unweighted value.
+
+        Examples
+        --------
+        >>> from mdmest import TotalCorrelation
+        >>> measure = TotalCorrelation([2, 2])
+        >>> z = [torch.randn(16, 2, requires_grad=True) for _ in range(2)]
+        >>> measure.loss(*z, weight=0.0).backward()  # the encoders get 0, the critic learns
+        >>> bool(measure.critic.net[0].weight.grad.abs().sum() > 0), float(z[0].grad.abs().sum())
+        (True, 0.0)
+        """
+        return _weighted_loss(self, views, weight)
+
+    @contextlib.contextmanager
+    def _evaluating(
+        self, generator: torch.Generator | int | None = None, views: Sequence = ()
+    ) -> Iterator[None]:
+        """Eval mode and no gradient for the block. With ``generator``, the block's random draws
+        come from it (an int seeds a fresh ``torch.Generator`` on the device of ``views[0]``);
+        ``self.generator`` is restored afterwards. ``None`` keeps ``self.generator``."""
+        generator = _as_generator(generator, views)
+        was_training, saved = self.training, self.generator
+        if generator is not None:
+            self.generator = generator
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.generator = saved
+            self.train(was_training)
+
+    def estimate(
+        self,
+        *views: torch.Tensor,
+        negatives: int | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> torch.Tensor:
+        """The bound's value on these views (critic in eval mode, no gradient).
+
+        ``negatives`` sets how many product rows are drawn per joint row for this value (default:
+        the measure's own). The product-side term (e.g. log E_q[e^T]) is an average over those
+        rows, and with a strong dependency it is heavy-tailed: one draw of B rows can move the
+        value by tenths of a nat. Many draws (e.g. ``negatives=64`` on a held-out set) average
+        that noise away at the cost of forward passes only.
+
+        ``generator`` draws the product rows: a ``torch.Generator``, or an int that seeds a
+        fresh one on the views' device, so two calls with the same int give the same value
+        exactly; ``None`` (default) uses ``self.generator`` (the global generator when that is
+        ``None``). How much repeated calls vary with ``negatives``: see docs/core.md, section
+        "The three measures".
+        """
+        with self._evaluating(generator, views):
+            t_joint, t_product, _, _ = self._joint_and_product(views, negatives)
+            return self.bound(t_joint, t_product)
+
+    def scores(self, *views: torch.Tensor) -> torch.Tensor:
+        """The critic's value on each joint row, shape (B,): high where the views agree."""
+        with self._evaluating():
+            check_views(views, self.dims, self.names, self.check_finite)
+            return self.critic_scores(torch.cat(self.prepare(views), dim=1))
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}, negatives={self.negatives}"

@@ -1,0 +1,122 @@
+"""What a measure gets from :func:`mdmest.estimate`: which critic, sampler, negatives and transform,
+and the alternative that ``thorough=True`` tries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mdmest._validation import check_choice
+from mdmest.critics import MLPCritic
+from mdmest.decomposition import DECOMPOSITIONS, DecomposedTotalCorrelation
+from mdmest.measures import (
+    KL_MEASURES,
+    DependencyMeasure,
+    FTotalCorrelation,
+    TotalCorrelation,
+    make_measure,
+)
+from mdmest.transforms import TRANSFORMS, GaussianCopula
+
+__all__ = [
+    "thorough_alternative",
+    "KL_RECIPE_MEASURES",
+    "DECOMPOSITION_CHOICES",
+    "THOROUGH_SPLIT_NATS",
+    "THOROUGH_WEIGHT_DECAY",
+]
+
+#: Measures that estimate() builds, unless told otherwise, with the accuracy ladder's best recipe:
+#: the "shifted" sampler and a GELU critic (see docs/benchmarks.md, section 3 "Accuracy ladder").
+KL_RECIPE_MEASURES = KL_MEASURES
+DECOMPOSITION_CHOICES = (None, *DECOMPOSITIONS)
+#: ``thorough=True``: a one-critic value of at least this many nats calls for the tree decomposition
+#: with weight decay as the alternative (with K >= 3 views), a lower one for one critic with weight
+#: decay: weight decay helps weak dependency, and the tree's terms are weaker dependencies than the
+#: whole (the threshold comes from the ladder: see docs/benchmarks.md, section 3, "How the two
+#: alternatives were found").
+THOROUGH_SPLIT_NATS = 1.5
+#: ``thorough=True``: the weight decay of the alternative (either one).
+THOROUGH_WEIGHT_DECAY = 0.3
+
+
+def _recipe(name: str, dims: list[int], decomposition, negatives, options: dict):
+    """The measure built by name with the ladder's recipe, and whether its negatives adapt."""
+    options = dict(options)
+    if name in KL_RECIPE_MEASURES:
+        options.setdefault("sampler", "shifted")
+        if "critic" not in options:
+            # A decomposed measure calls the factory once per term.
+            options["critic"] = _recipe_critic if decomposition else _recipe_critic(sum(dims))
+    if negatives not in (None, "auto"):
+        options["negatives"] = negatives
+    if decomposition is not None:
+        built = DecomposedTotalCorrelation(
+            dims, decomposition=decomposition, measure=name, **options
+        )
+    else:
+        built = make_measure(name, dims, **options)
+    return built, _auto_negatives(built, negatives, by_name=True)
+
+
+def _auto_negatives(measure, negatives, by_name: bool) -> bool:
+    if negatives is None and by_name and _is_kl(measure):
+        negatives = "auto"  # the recipe's default for "dv", and "f" with KL
+    if negatives == "auto" and not _is_kl(measure):
+        got = type(measure).__name__
+        if isinstance(measure, FTotalCorrelation):
+            got += f" with divergence {measure.divergence!r}"
+        raise ValueError(
+            "negatives='auto' needs a KL-type measure ('dv', or 'f' with the KL divergence), "
+            f"whose product side averages e^T; got {got}"
+        )
+    return negatives == "auto"
+
+
+def _recipe_critic(in_features: int) -> MLPCritic:
+    return MLPCritic(in_features, activation="gelu")
+
+
+def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:
+    if isinstance(measure, DecomposedTotalCorrelation):
+        return True
+    if isinstance(measure, FTotalCorrelation):
+        return measure.divergence == "kl"
+    return isinstance(measure, TotalCorrelation)
+
+
+def _resolve_transform(transform, measure) -> str | None:
+    name = measure if isinstance(measure, str) else None
+    kl_type = name in KL_MEASURES or isinstance(
+        measure, (TotalCorrelation, FTotalCorrelation, DecomposedTotalCorrelation)
+    )
+    if transform == "auto":
+        return "whitened_copula" if kl_type else None
+    check_choice("transform", transform, ("auto", *TRANSFORMS, None))
+    if transform is not None and not kl_type:
+        raise ValueError(
+            f"transform={transform!r} is valid for 'dv' and 'f' only: the Wasserstein value "
+            "depends on the scale of the views; pass transform=None"
+        )
+    return transform
+
+
+def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
+    """One map per view fitted on its training rows, or ``None`` without a transform."""
+    if transform is None:
+        return None
+    whiten = transform == "whitened_copula"
+    return [GaussianCopula(whiten=whiten).fit(rows) for rows in train_rows]
+
+
+def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:
+    """The run ``thorough=True`` adds after a default run that read ``value`` nats on ``n_views``.
+
+    Returns its name in ``EstimateResult.candidates`` and the options of
+    :func:`~mdmest.estimate` it changes, or ``None`` where there is none (2 views at
+    ``THOROUGH_SPLIT_NATS`` or more).
+    """
+    if value < THOROUGH_SPLIT_NATS:
+        return "weight_decay", {"weight_decay": THOROUGH_WEIGHT_DECAY}
+    if n_views >= 3:
+        return "tree_weight_decay", {"decomposition": "tree", "weight_decay": THOROUGH_WEIGHT_DECAY}
+    return None
