@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mdmest._io import atomic_open
+from mdmest.io import atomic_open
+
+__all__ = ["ALLOWED_GLOBALS", "PickleReadError", "UnsafePickleError", "atomic_dump", "safe_load"]
 
 try:  # numpy >= 2 keeps the reconstruction functions in numpy._core
     from numpy._core import multiarray as _multiarray
@@ -69,6 +71,10 @@ class UnsafePickleError(pickle.UnpicklingError):
     """A pickle asked for a global outside :data:`ALLOWED_GLOBALS`; nothing in it was run."""
 
 
+class PickleReadError(pickle.UnpicklingError, ValueError):
+    """A file could not be read as a pickle: it is empty, truncated, corrupt or not a pickle."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -97,24 +103,27 @@ def safe_load(path: str | os.PathLike[str]) -> Any:
     ------
     UnsafePickleError
         If the pickle references another global (``os.system``, a class, ...); the message names it.
-    pickle.UnpicklingError
-        If the file is truncated or not a pickle; the message names the file.
+    PickleReadError
+        If the file is empty, truncated or not a pickle; the message names the file. It is both a
+        ``pickle.UnpicklingError`` and a ``ValueError``.
     """
     path = Path(path)
     with path.open("rb") as stream:
+        if not stream.peek(1):
+            raise PickleReadError(f"{path} is empty, not a pickle")
         try:
             return _RestrictedUnpickler(stream, encoding="latin1").load()
         except UnsafePickleError as exc:
             raise UnsafePickleError(f"{path}: {exc}") from None
         except Exception as exc:
-            raise pickle.UnpicklingError(
+            raise PickleReadError(
                 f"{path}: could not read the pickle, it is truncated or corrupt "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
 
 
 def atomic_dump(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Pickle ``obj`` to ``path`` atomically (see :func:`mdmest._io.atomic_open`).
+    """Pickle ``obj`` to ``path`` atomically (see :func:`mdmest.io.atomic_open`).
 
     A failure leaves neither a partial ``path`` nor the temporary file behind.
     """

@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = ["EMBEDDERS", "MINILM_DIM", "embed_words", "minilm_path"]
+
 MINILM_DIM = 384
 EMBEDDERS = ("minilm",)
+"""Values of ``embedder`` in :meth:`~mdmest.fusion.data.SplitData.with_text_features`."""
 
 
 def minilm_path() -> Path:
