@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -42,6 +42,16 @@ class FusionModel(nn.Module):
     """
 
     representation_dims: tuple[int, int, int]
+
+    #: Whether every representation is squashed into a bounded range (tanh, sigmoid, LSTM hidden
+    #: states), so that the model cannot change a dependency penalty by rescaling them. When False
+    #: (ReLU or linear outputs, LayerNorm'd features), the Wasserstein distance W_1 grows with the
+    #: representations' scale, so a trainer's Wasserstein penalty standardises each view.
+    bounded_representations: ClassVar[bool] = True
+
+    #: Whether the model reads the transcript (``batch["words"]``) and tokenizes it itself, rather
+    #: than the word features ``batch["text"]``; such models need no text features.
+    reads_words: ClassVar[bool] = False
 
     def forward(self, batch: dict) -> FusionOutput:  # pragma: no cover - interface
         raise NotImplementedError

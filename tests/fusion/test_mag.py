@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 transformers = pytest.importorskip("transformers")
 
-from mdmest.fusion._alignment import align_to_wordpieces  # noqa: E402
 from mdmest.fusion.base import FusionOutput  # noqa: E402
-from mdmest.fusion.mag import (  # noqa: E402
+from mdmest.fusion.models import build_model, default_training, model_class  # noqa: E402
+from mdmest.fusion.models._alignment import align_to_wordpieces  # noqa: E402
+from mdmest.fusion.models.mag import (  # noqa: E402
     DEFAULT_TRAINING,
     MAGBert,
     MAGXLNet,
@@ -402,10 +403,33 @@ def test_build_mag_bert_presets():
         build_mag_bert(None, 74, 47, hidden_dim=12)
 
 
-def test_importing_fusion_does_not_import_transformers():
+def test_from_preset_and_the_registry(tmp_path, tokenizer):
+    assert model_class("mag_bert") is MAGBert and model_class("mag_xlnet") is MAGXLNet
+    model = build_model("mag_bert", 768, 74, 47, dataset="mosei", max_length=20)
+    assert type(model) is MAGBert
+    assert model.gate.dropout.p == DEFAULT_TRAINING["mosei"]["dropout"] == 0.2
+    assert model.max_length == 20 and model.gate.beta_shift == 1.0
+    assert model.gate.visual_projection.in_features == 47
+    tiny = tiny_xlnet(tokenizer)
+    tiny.backbone.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = MAGXLNet.from_preset(None, 3, 5, backbone=tmp_path, beta_shift=0.5)
+    assert loaded.gate.beta_shift == 0.5 and loaded.gate.dropout.p == 0.3
+    with pytest.raises(ValueError, match="--backbone"):
+        MAGXLNet.from_preset(None, 74, 47)
+    with pytest.raises(ValueError, match="unknown dataset 'iemocap'; valid values are"):
+        MAGBert.from_preset(None, 74, 47, dataset="iemocap")
+    for name in ("mag_bert", "mag_xlnet"):
+        settings = default_training(name, "mosi")
+        assert settings["task_loss"] == "mse" and settings["lr"] == 2e-5
+        assert {key: settings[key] for key in MAGBert.PRESETS["mosi"]} == MAGBert.PRESETS["mosi"]
+
+
+def test_building_a_model_imports_transformers():
     code = (
-        "import sys, mdmest, mdmest.fusion, mdmest.fusion._alignment; "
-        "assert 'transformers' not in sys.modules"
+        "import sys; from mdmest.fusion.models import MAGBert; "
+        "assert 'transformers' not in sys.modules; "
+        "MAGBert.from_preset(None, 74, 47); assert 'transformers' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

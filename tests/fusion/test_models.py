@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from mdmest.fusion.base import FusionModel, FusionOutput
-from mdmest.fusion.models import EFLSTM, LMF, MFN, MODEL_REGISTRY, TFN, build_model
+from mdmest.fusion.models import (
+    EFLSTM,
+    LMF,
+    MFN,
+    MODEL_REGISTRY,
+    TFN,
+    MAGBert,
+    MAGXLNet,
+    build_model,
+    default_training,
+    model_class,
+    model_names,
+)
 
 DIMS = {"text_dim": 20, "audio_dim": 7, "video_dim": 5}
 NAMES = ("ef_lstm", "tfn", "lmf", "mfn")
@@ -76,7 +91,12 @@ def test_default_dimensions_follow_mmsa() -> None:
     assert MFN(300, 74, 47).representation_dims == (256, 32, 256)
     assert EFLSTM.from_preset(300, 74, 35, dataset="mosei").representation_dims == (256,) * 3
     assert LMF.from_preset(300, 74, 35, dataset="mosei").factors["text"].shape[0] == 4
-    assert EFLSTM.DEFAULT_TRAINING["mosi"] == {"batch_size": 32, "lr": 1e-3, "weight_decay": 5e-3}
+    assert EFLSTM.DEFAULT_TRAINING["mosi"] == {
+        "batch_size": 32,
+        "lr": 1e-3,
+        "weight_decay": 5e-3,
+        "task_loss": "l1",
+    }
     for cls in (EFLSTM, TFN, LMF, MFN):
         assert set(cls.DEFAULT_TRAINING) == set(cls.PRESETS) == {"mosi", "mosei"}
 
@@ -207,9 +227,11 @@ def test_bad_batches_raise_clear_errors(name: str) -> None:
 
 def test_build_model_errors_and_registry() -> None:
     assert set(NAMES) <= set(MODEL_REGISTRY)
-    with pytest.raises(ValueError, match="valid names: \\['ef_lstm'"):
+    with pytest.raises(ValueError, match="unknown model 'lstm'; valid values are 'ef_lstm'"):
         build_model("lstm", **DIMS)
-    with pytest.raises(ValueError, match="dataset should be one of \\['mosei', 'mosi'\\]"):
+    with pytest.raises(
+        ValueError, match="unknown dataset 'iemocap'; valid values are 'mosei', 'mosi'"
+    ):
         build_model("tfn", **DIMS, dataset="iemocap")
     with pytest.raises(TypeError):
         build_model("lmf", **DIMS, hidden=3)
@@ -220,3 +242,65 @@ def test_build_model_errors_and_registry() -> None:
     with pytest.raises(ValueError, match="hidden_dims should hold 3 sizes"):
         build_model("mfn", **DIMS, hidden_dims=(8, 8))
     assert build_model("mfn", **DIMS, dataset="mosei", memory_dim=12).memory_dim == 12
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+CLASSES = {
+    "ef_lstm": EFLSTM,
+    "tfn": TFN,
+    "lmf": LMF,
+    "mfn": MFN,
+    "mag_bert": MAGBert,
+    "mag_xlnet": MAGXLNet,
+}
+# tanh (EF-LSTM) and LSTM hidden states (MFN) are bounded; ReLU/linear sub-network outputs (TFN,
+# LMF) and the MAG models' LayerNorm'd shifts are not.
+BOUNDED = {"ef_lstm": True, "mfn": True, "tfn": False, "lmf": False}
+BOUNDED |= {"mag_bert": False, "mag_xlnet": False}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_model_class_and_its_settings(name: str) -> None:
+    cls = model_class(name)
+    assert cls is CLASSES[name] and issubclass(cls, FusionModel)
+    assert cls.bounded_representations is BOUNDED[name]
+    assert cls.reads_words is name.startswith("mag_")
+    assert MODEL_REGISTRY[name] == cls.from_preset
+    for dataset in ("mosi", "mosei"):
+        settings = default_training(name, dataset)
+        assert settings == cls.DEFAULT_TRAINING[dataset]
+        assert settings["task_loss"] == ("mse" if name.startswith("mag_") else "l1")
+        assert {"batch_size", "lr", "weight_decay"} <= set(settings)
+        settings["lr"] = 0.0  # a copy
+        assert cls.DEFAULT_TRAINING[dataset]["lr"] > 0
+
+
+def test_registry_names_and_errors() -> None:
+    assert model_names() == sorted(CLASSES) == sorted(MODEL_REGISTRY)
+    assert FusionModel.bounded_representations is True and FusionModel.reads_words is False
+    for call in (lambda: model_class("lstm"), lambda: default_training("lstm")):
+        with pytest.raises(ValueError, match="unknown model 'lstm'; valid values are 'ef_lstm'"):
+            call()
+    with pytest.raises(ValueError, match="unknown dataset 'iemocap'; valid values are"):
+        default_training("mfn", "iemocap")
+
+
+@pytest.mark.parametrize("name", ("tfn", "lmf"))
+def test_late_fusion_representations_are_unbounded(name: str) -> None:
+    model = small_model(name).eval()
+    batch = make_batch()
+    for modality in ("text", "audio", "video"):
+        batch[modality] = batch[modality] * 1e3
+    with torch.no_grad():
+        assert max(z.abs().max() for z in model(batch).representations) > 1.0
+
+
+def test_importing_the_models_does_not_import_transformers() -> None:
+    code = (
+        "import sys, mdmest.fusion.models; "
+        "from mdmest.fusion.models import MAGBert, model_class; "
+        "assert model_class('mag_xlnet').bounded_representations is False; "
+        "assert 'transformers' not in sys.modules, 'transformers was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from mdmest._validation import check_choice
 from mdmest.fusion.base import MODALITIES, FusionModel
 
 
@@ -248,15 +249,28 @@ def check_dropouts(**dropouts: float | tuple[float, ...]) -> None:
 
 
 class PresetFusionModel(FusionModel):
-    """A fusion model with MMSA's hyperparameters per dataset.
+    """A fusion model with published hyperparameters per dataset.
 
-    The constructor's defaults are MMSA's CMU-MOSI values; ``PRESETS[dataset]`` holds the
-    constructor arguments that differ for another dataset, and ``DEFAULT_TRAINING[dataset]`` MMSA's
-    optimiser settings (``batch_size``, ``lr``, ``weight_decay``) for a trainer to use.
+    ``PRESETS[dataset]`` holds the constructor arguments of the preset (for MMSA's models, only
+    those that differ from the constructor's defaults, which are MMSA's CMU-MOSI values), and
+    ``DEFAULT_TRAINING[dataset]`` the published training settings (``batch_size``, ``lr``,
+    ``weight_decay``, ``task_loss``, ...) for a trainer to use.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]]
-    DEFAULT_TRAINING: ClassVar[dict[str, dict[str, float]]]
+    DEFAULT_TRAINING: ClassVar[dict[str, dict[str, Any]]]
+
+    @classmethod
+    def preset_arguments(cls, dataset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments of the preset of ``dataset``, replaced by ``overrides``.
+
+        Raises
+        ------
+        ValueError
+            If ``dataset`` has no preset.
+        """
+        check_choice("dataset", dataset, sorted(cls.PRESETS))
+        return {**cls.PRESETS[dataset], **overrides}
 
     @classmethod
     def from_preset(
@@ -267,7 +281,7 @@ class PresetFusionModel(FusionModel):
         dataset: str = "mosi",
         **overrides: Any,
     ) -> PresetFusionModel:
-        """Build the model with MMSA's hyperparameters for ``dataset``, then ``overrides``.
+        """Build the model with the hyperparameters of ``dataset``, then ``overrides``.
 
         Parameters
         ----------
@@ -278,10 +292,4 @@ class PresetFusionModel(FusionModel):
         **overrides
             Constructor arguments that replace the preset's; unknown names raise ``TypeError``.
         """
-        if dataset not in cls.PRESETS:
-            raise ValueError(
-                f"dataset should be one of {sorted(cls.PRESETS)} for {cls.__name__}, "
-                f"got {dataset!r}"
-            )
-        arguments = {**cls.PRESETS[dataset], **overrides}
-        return cls(text_dim, audio_dim, video_dim, **arguments)
+        return cls(text_dim, audio_dim, video_dim, **cls.preset_arguments(dataset, overrides))

@@ -73,8 +73,8 @@ class EFLSTM(PresetFusionModel):
 
     PRESETS = {"mosi": {}, "mosei": {"hidden_dim": 256, "num_layers": 2, "dropout": 0.4}}
     DEFAULT_TRAINING = {
-        "mosi": {"batch_size": 32, "lr": 1e-3, "weight_decay": 5e-3},
-        "mosei": {"batch_size": 128, "lr": 5e-3, "weight_decay": 1e-4},
+        "mosi": {"batch_size": 32, "lr": 1e-3, "weight_decay": 5e-3, "task_loss": "l1"},
+        "mosei": {"batch_size": 128, "lr": 5e-3, "weight_decay": 1e-4, "task_loss": "l1"},
     }
 
     def __init__(

@@ -41,8 +41,8 @@ class LMF(PresetFusionModel):
     Notes
     -----
     Representations: the sub-network outputs z_text (B, text_out), z_audio (B, hidden_dims[1]),
-    z_video (B, hidden_dims[2]); unbounded: with a Wasserstein penalty pass
-    ``normalize=True`` to the measure.
+    z_video (B, hidden_dims[2]); unbounded as for TFN (``bounded_representations = False``): with a
+    Wasserstein penalty pass ``normalize=True`` to the measure (the trainer does by default).
 
     References
     ----------
@@ -50,9 +50,10 @@ class LMF(PresetFusionModel):
     """
 
     PRESETS = {"mosi": {}, "mosei": {"dropout": 0.2, "rank": 4}}
+    bounded_representations = False
     DEFAULT_TRAINING = {
-        "mosi": {"batch_size": 64, "lr": 1e-3, "weight_decay": 5e-3},
-        "mosei": {"batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3},
+        "mosi": {"batch_size": 64, "lr": 1e-3, "weight_decay": 5e-3, "task_loss": "l1"},
+        "mosei": {"batch_size": 32, "lr": 1e-3, "weight_decay": 1e-3, "task_loss": "l1"},
     }
 
     def __init__(

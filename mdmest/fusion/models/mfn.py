@@ -65,8 +65,8 @@ class MFN(PresetFusionModel):
         },
     }
     DEFAULT_TRAINING = {
-        "mosi": {"batch_size": 128, "lr": 2e-3, "weight_decay": 0.0},
-        "mosei": {"batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4},
+        "mosi": {"batch_size": 128, "lr": 2e-3, "weight_decay": 0.0, "task_loss": "l1"},
+        "mosei": {"batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4, "task_loss": "l1"},
     }
 
     def __init__(

@@ -45,8 +45,9 @@ class TFN(PresetFusionModel):
     Notes
     -----
     Representations: z_text (B, text_out), z_audio (B, hidden_dims[1]), z_video (B, hidden_dims[2]),
-    the sub-network outputs. They are not bounded (ReLU and linear outputs): with a Wasserstein
-    penalty, pass ``normalize=True`` to the measure (W_1 grows with scale). Text, audio and video
+    the sub-network outputs. They are not bounded (ReLU and linear outputs), hence
+    ``bounded_representations = False``: W_1 grows with their scale, so with a Wasserstein penalty
+    pass ``normalize=True`` to the measure (the trainer does by default). Text, audio and video
     need not be aligned.
     MOSEI preset: hidden (128, 16, 128), text_out 128, post_fusion 16, dropouts 0.4.
     MMSA's text sub-network silently drops its dropout (one-layer LSTM); here it is applied.
@@ -65,9 +66,10 @@ class TFN(PresetFusionModel):
             "dropouts": (0.4, 0.4, 0.4, 0.4),
         },
     }
+    bounded_representations = False
     DEFAULT_TRAINING = {
-        "mosi": {"batch_size": 32, "lr": 1e-3, "weight_decay": 0.0},
-        "mosei": {"batch_size": 128, "lr": 5e-3, "weight_decay": 0.0},
+        "mosi": {"batch_size": 32, "lr": 1e-3, "weight_decay": 0.0, "task_loss": "l1"},
+        "mosei": {"batch_size": 128, "lr": 5e-3, "weight_decay": 0.0, "task_loss": "l1"},
     }
 
     def __init__(
