@@ -1,7 +1,8 @@
 """Multimodal sentiment models trained with a dependency penalty (extra ``fusion``).
 
-Submodules: ``data`` (loaders, synthetic data, collate), ``metrics`` (the field's regression metrics),
-``models`` (EF-LSTM, TFN, LMF, MFN), ``mag`` (MAG-BERT, MAG-XLNet), ``trainer``.
+Subpackages: ``data`` (datasets, the MAG-BERT / MMSA / MISA formats, synthetic data, batching),
+``models`` (EF-LSTM, TFN, LMF, MFN, MAG-BERT, MAG-XLNet), ``training`` (configuration, Trainer,
+checkpoints, evaluation and modality drop); module ``metrics`` (the field's regression metrics).
 """
 
 from mdmest.fusion.base import MODALITIES, FusionModel, FusionOutput

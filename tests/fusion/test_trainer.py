@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mdmest.fusion.data import load_dataset, make_loader
-from mdmest.fusion.trainer import (
+from mdmest.fusion.training import (
     Predictions,
     TrainConfig,
     Trainer,
@@ -200,7 +200,7 @@ def test_drop_modalities_zeroes_features_and_names_the_drop():
     # Models that read words (MAG) drop text through batch["drop"].
     words_only = {k: v for k, v in batch.items() if k != "text"}
     assert drop_modalities(words_only, ["text"])["drop"] == ("text",)
-    with pytest.raises(ValueError, match="modalities are"):
+    with pytest.raises(ValueError, match="unknown modality 'speech'; valid values are 'text'"):
         drop_modalities(batch, ["speech"])
     with pytest.raises(ValueError, match="no 'text' features"):
         drop_modalities({"audio": torch.ones(1, 1, 1)}, ["text"])
@@ -255,9 +255,9 @@ def test_without_out_dir_the_best_weights_are_kept_in_memory(dataset):
     [
         ("epochs", 0, "epochs"),
         ("lr", -1.0, "lr"),
-        ("penalty", "mine", "penalty must be one of"),
-        ("task_loss", "huber", "task_loss"),
-        ("select_on", "loss", "select_on"),
+        ("penalty", "mine", "unknown penalty 'mine'; valid values are 'none', 'dv'"),
+        ("task_loss", "huber", "unknown task_loss 'huber'; valid values are 'l1', 'mse'"),
+        ("select_on", "loss", "unknown select_on 'loss'; valid values are 'mae'"),
         ("penalty_weight", -0.1, "penalty_weight"),
         ("warmup_fraction", 1.0, "warmup_fraction"),
     ],
@@ -274,7 +274,7 @@ def test_unknown_measure_option_is_rejected(dataset):
 
 def test_model_names_and_presets():
     assert {"ef_lstm", "tfn", "lmf", "mfn", "mag_bert", "mag_xlnet"} <= set(model_names())
-    with pytest.raises(ValueError, match="valid names"):
+    with pytest.raises(ValueError, match="unknown model 'bert_lstm'"):
         build_model("bert_lstm", text_dim=1, audio_dim=1, video_dim=1)
     assert default_training("ef_lstm", "mosi")["lr"] == pytest.approx(1e-3)
 
@@ -282,7 +282,7 @@ def test_model_names_and_presets():
 def test_mag_model_trains_with_adamw_and_warmup(dataset):
     from transformers import AutoTokenizer, BertConfig
 
-    from mdmest.fusion.mag import MAGBert, default_backbone_path
+    from mdmest.fusion.models.mag import MAGBert, default_backbone_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_backbone_path())
     config = BertConfig(
