@@ -44,12 +44,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _floor import floor_estimate
 from tqdm.auto import tqdm
 
 from mdmest import estimate
 from mdmest.critics import MLPCritic
 from mdmest.estimation import thorough_alternative
-from mdmest.reference import _blocks, gaussian_total_correlation
+from mdmest.reference import block_slices, gaussian_total_correlation
 from mdmest.tasks import (
     GaussianTask,
     gaussian_task_with_tc,
@@ -57,9 +58,6 @@ from mdmest.tasks import (
     random_spectrum_gaussian_task,
     sparse_gaussian_task,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _floor import floor_estimate  # noqa: E402
 
 #: Library settings compared on the ladder: options of :func:`mdmest.estimate`. "dv" is what
 #: ``estimate(views, "dv")`` does (the recipe: each feature through a Gaussian copula fitted on the
@@ -125,7 +123,7 @@ def gaussian_log_ratio(train: np.ndarray, dims: Sequence[int]) -> Callable:
     from scipy import stats
 
     mean, cov = train.mean(axis=0), np.cov(train, rowvar=False)
-    parts = [(b, stats.multivariate_normal(mean[b], cov[b, b])) for b in _blocks(dims)]
+    parts = [(b, stats.multivariate_normal(mean[b], cov[b, b])) for b in block_slices(dims)]
     joint = stats.multivariate_normal(mean, cov)
     return lambda x: joint.logpdf(x) - sum(dist.logpdf(x[:, b]) for b, dist in parts)
 

@@ -23,27 +23,25 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from mdmest._io import atomic_write_text
-from mdmest.fusion.cli_train import load_data
-from mdmest.fusion.models import build_model, default_training
-from mdmest.fusion.trainer import TrainConfig, Trainer, drop_ratios
+from mdmest.fusion.data import load_for_training
+from mdmest.fusion.models import build_model
+from mdmest.fusion.training import PENALTIES, PRESETS, TrainConfig, Trainer, drop_ratios
+from mdmest.io import atomic_write_text
 
-PENALTIES = ("none", "dv", "f", "wasserstein")
 # Fig. 2: text is dropped at inference; what is kept.
 KEEP = {"audio+video": ("text",), "audio": ("text", "video"), "video": ("text", "audio")}
 COLUMNS = ("acc7", "acc2_has0", "acc2_non0", "f1_non0", "mae", "corr")
 
 
 def run_one(dataset, model_name: str, penalty: str, seed: int, args) -> dict:
-    preset = default_training(model_name, args.preset)
-    config = TrainConfig(
+    # The model's published settings; the Trainer standardises the views for the Wasserstein
+    # penalty when the model's representations are unbounded (FusionModel.bounded_representations).
+    config = TrainConfig.for_model(
+        model_name,
+        args.preset,
         epochs=args.epochs,
-        batch_size=preset.get("batch_size", 32),
-        lr=preset.get("lr", 1e-3),
-        weight_decay=preset.get("weight_decay", 0.0),
         penalty=penalty,
         penalty_weight=args.weight,
-        measure_kwargs={"normalize": True} if penalty == "wasserstein" else {},
         patience=args.patience,
         max_steps_per_epoch=args.max_steps_per_epoch,
         seed=seed,
@@ -169,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, default=4)
     parser.add_argument("--weight", type=float, default=0.1)
     parser.add_argument("--max-steps-per-epoch", type=int, default=None)
-    parser.add_argument("--preset", default="mosi", choices=("mosi", "mosei"))
+    parser.add_argument(
+        "--preset", default=None, choices=PRESETS, help="default: the data set's own, else mosi"
+    )
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--data-option", nargs="*", default=[], help="KEY=VALUE for synthetic data")
     parser.add_argument("--out", type=Path, default=Path("results/fusion_tables"))
@@ -178,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.data_option:
         key, _, value = item.partition("=")
         options[key] = json.loads(value)
-    spec = {"path": args.data, "format": "auto", "split_seed": args.split_seed, "options": options}
-    dataset = load_data(spec, text_features=True)
+    dataset = load_for_training(
+        args.data, split_seed=args.split_seed, options=options, text_features=True
+    )
+    args.preset = args.preset or dataset.preset or "mosi"
     command = "python benchmarks/fusion_tables.py " + " ".join(argv or sys.argv[1:])
     records: list[dict] = []
     runs = [(m, p, s) for m in args.models for p in args.penalties for s in args.seeds]

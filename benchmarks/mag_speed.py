@@ -30,8 +30,8 @@ from typing import Any
 import torch
 
 from mdmest.fusion.data import collate, load_dataset
-from mdmest.fusion.mag import DEFAULT_TRAINING, MAGBert
-from mdmest.fusion.trainer import TrainConfig, Trainer
+from mdmest.fusion.models.mag import DEFAULT_TRAINING, MAGBert
+from mdmest.fusion.training import TrainConfig, Trainer
 
 PENALTIES = ("dv", "f", "wasserstein")
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mosi"

@@ -46,13 +46,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from baselines import infonce, ksg
 from tqdm.auto import tqdm
 
 from mdmest import estimate, tasks
-from mdmest._io import atomic_open, atomic_write_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import infonce, ksg  # noqa: E402
+from mdmest.io import atomic_open, atomic_write_text
 
 ESTIMATORS = ("mdmest", "infonce", "ksg")
 BASELINES = ("infonce", "ksg")

@@ -6,6 +6,10 @@ from pathlib import Path
 from types import ModuleType
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+# A script run as ``python benchmarks/NAME.py`` finds its sibling modules (``_floor``,
+# ``baselines``) on sys.path[0]; loaded here, it finds them the same way.
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
 
 
 def load_script(name: str) -> ModuleType:

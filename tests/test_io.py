@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from mdmest._io import atomic_open, atomic_write_text
+from mdmest.io import atomic_open, atomic_write_text
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):

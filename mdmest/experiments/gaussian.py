@@ -16,7 +16,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import platform
@@ -45,9 +44,6 @@ __all__ = [
     "format_table",
     "plot_summary",
     "write_results",
-    "add_arguments",
-    "config_from_args",
-    "run",
 ]
 
 MEASURE_LABELS: dict[str, str] = {
@@ -358,99 +354,3 @@ def _cpu_count() -> int | None:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``mdmest gaussian``."""
-    parser.add_argument("--quick", action="store_true", help="small grid and budget (~2 min)")
-    parser.add_argument("--views", type=int, default=2, help="number of views K (default 2)")
-    parser.add_argument("--dim", type=int, default=None, help="features per view (default 5)")
-    parser.add_argument(
-        "--grid",
-        type=_floats,
-        default=None,
-        help="comma-separated ρ values (K=2) or TC levels in nats (K>=3)",
-    )
-    parser.add_argument(
-        "--measures",
-        default=",".join(MEASURE_LABELS),
-        help=f"comma-separated, among {', '.join(MEASURE_LABELS)}",
-    )
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per point (quick 2, full 3)")
-    parser.add_argument("--steps", type=int, default=None, help="Adam steps (quick 500, full 1000)")
-    parser.add_argument("--batch-size", type=int, default=None, help="rows per step (256)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (2e-3)")
-    parser.add_argument(
-        "--lr-schedule", choices=["cosine", "none"], default=None, help="default cosine"
-    )
-    parser.add_argument(
-        "--n-samples", type=int, default=None, help="rows per point and seed (quick 10k, full 20k)"
-    )
-    parser.add_argument("--n-reference", type=int, default=None, help="rows for POT's exact W1")
-    parser.add_argument(
-        "--sampler", choices=list(SAMPLERS), default=None, help="negative sampler (shifted)"
-    )
-    parser.add_argument(
-        "--negatives", type=int, default=None, help="product rows per joint row (1)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (default 1: a small critic gains little from more, and on a "
-        "shared machine extra threads contend)",
-    )
-    parser.add_argument("--out", default="results/gaussian", help="output folder")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (needs no matplotlib)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def config_from_args(args: argparse.Namespace) -> GaussianConfig:
-    """The configuration of ``--quick`` or the full run, with any option given overriding it."""
-    base = QUICK if args.quick else FULL
-    grid = args.grid
-    if grid is None and args.views != 2:
-        grid = MULTIVIEW_GRID["quick" if args.quick else "full"]
-    overrides = {
-        "views": args.views,
-        "dim": args.dim,
-        "grid": grid,
-        "measures": tuple(m.strip() for m in args.measures.split(",") if m.strip()),
-        "seeds": args.seeds,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "n_samples": args.n_samples,
-        "n_reference": args.n_reference,
-        "sampler": args.sampler,
-        "negatives": args.negatives,
-    }
-    values = {**asdict(base), **{k: v for k, v in overrides.items() if v is not None}}
-    if args.lr_schedule is not None:
-        values["lr_schedule"] = None if args.lr_schedule == "none" else args.lr_schedule
-    return GaussianConfig(**values)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the experiment, print the table and write the results; returns the exit status."""
-    config = config_from_args(args)
-    torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    records = run_experiment(config, progress=not args.no_progress)
-    summary = summarize(records)
-    seconds = time.perf_counter() - start
-    paths = write_results(
-        records, summary, config, args.out, seconds=seconds, plot=not args.no_plot
-    )
-    print(format_table(summary, config))
-    print(
-        f"{len(records)} results in {seconds:.0f} s; wrote " + ", ".join(map(str, paths.values()))
-    )
-    return 0

@@ -68,51 +68,6 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert [record["epoch"] for record in metrics["epochs"]] == [1, 2]
 
 
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--model", "bert_lstm"], "valid names: ef_lstm"),
-        (["--penalty", "mine"], "invalid choice: 'mine'"),
-        (["--weight", "-1"], "must be a number >= 0"),
-        (["--epochs", "0"], "must be an integer >= 1"),
-        (["--measure-option", "3=1"], "KEY=VALUE"),
-    ],
-)
-def test_bad_arguments_exit_with_status_2(tmp_path, capsys, arguments, message):
-    base = {"--model": "ef_lstm", "--data": "synthetic:mosi", "--out": str(tmp_path)}
-    for flag, value in zip(arguments[::2], arguments[1::2]):
-        base[flag] = value
-    argv = ["train", *[item for pair in base.items() for item in pair]]
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (["--data", "no/such/file.pkl"], "no dataset at"),
-        (["--data", "synthetic:mosi", "--backbone", "x"], "--backbone applies to"),
-        (["--data", "synthetic:mosi", "--measure-option", "temperature=2"], "temperature"),
-        (["--data", "synthetic:imdb"], "imdb"),
-    ],
-)
-def test_bad_setups_return_status_2(tmp_path, capsys, arguments, message):
-    argv = ["train", "--model", "ef_lstm", "--penalty", "dv", "--out", str(tmp_path), *arguments]
-    assert main([*argv, *(TINY_DATA if "synthetic:mosi" in arguments else [])]) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_evaluate_errors(tmp_path, capsys):
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["evaluate", "--checkpoint", "x.pt", "--drop", "smell"])
-    drop_all = ["--drop", "text", "--drop", "audio", "--drop", "video"]
-    assert main(["evaluate", "--checkpoint", "x.pt", *drop_all]) == 2
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_MOSI.is_file(), reason=f"{REAL_MOSI} is absent")
 def test_train_and_evaluate_on_the_real_mosi_segments(tmp_path, capsys):

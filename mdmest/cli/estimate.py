@@ -6,7 +6,7 @@ Views come from one ``.npz`` (``--keys`` picks arrays, default: all, in file ord
 
 Every user error (a bad option, a file that cannot be read, views that :func:`mdmest.estimate`
 rejects) is named before any training in one line, ``mdmest estimate: error: ...`` on stderr, with
-exit status 2, as argparse does for the options it checks itself (``SystemExit(2)`` from ``main``).
+exit status 2.
 """
 
 from __future__ import annotations
@@ -14,34 +14,30 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import zipfile
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
 import mdmest
-from mdmest._io import atomic_write_text
+from mdmest.cli._common import UserError, non_negative_float, positive_float, positive_int
 from mdmest.functional import DIVERGENCES
-from mdmest.measures import LIPSCHITZ_METHODS
+from mdmest.io import atomic_write_text
+from mdmest.measures import LIPSCHITZ_METHODS, MEASURES
 from mdmest.transforms import TRANSFORMS
 
-PROG = "mdmest estimate"
 TRANSFORM_CHOICES = ("auto", *TRANSFORMS, "none")
+#: The unit of each measure's value.
+UNITS = {"dv": "nats", "f": "nats", "wasserstein": "W1 units"}
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive's first bytes (with members, empty)
 _NPY_MAGIC = b"\x93NUMPY"
 _READ_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError)
 
 
-class UserError(Exception):
-    """A problem with the command line or the files, reported in one line with exit status 2."""
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help="one .npz, or one .npy per view")
     parser.add_argument("--keys", nargs="+", help="arrays of the .npz to use as views, in order")
-    parser.add_argument("--measure", default="dv", choices=sorted(mdmest.measures.MEASURES))
+    parser.add_argument("--measure", default="dv", choices=sorted(MEASURES))
     parser.add_argument(
         "--divergence", default=None, choices=DIVERGENCES, help="for --measure f (default: kl)"
     )
@@ -58,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-view map fitted on the training rows: auto (whitened_copula for dv and f, none "
         "for wasserstein), whitened_copula, copula (per feature only), or none (the rows as given)",
     )
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--steps", type=positive_int, default=2000)
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--lr", type=positive_float, default=1e-3)
     parser.add_argument(
         "--negatives",
         type=_negatives,
@@ -76,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--weight-decay",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="the critic's decoupled weight decay (AdamW); 0: plain Adam",
     )
@@ -88,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of the critic, e.g. cuda (default cpu)"
+    )
     parser.add_argument("--out", type=Path, help="write the result as JSON here")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -184,30 +183,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError(
             f"--lipschitz applies to --measure wasserstein only, got --measure {args.measure}"
         )
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise UserError(f"--lr must be a positive number, got {args.lr}")
-    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
-        raise UserError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
     if args.out is not None:
         if args.out.is_dir():
             raise UserError(f"--out {args.out} is a directory; give a file name")
         if not args.out.parent.is_dir():
             raise UserError(f"--out {args.out}: no such directory {args.out.parent}")
-
-
-def _raised_in_training(error: BaseException) -> bool:
-    """Whether ``error`` came from the training loop or the held-out evaluation (a bug, not a bad
-    input: every input is checked before them), as opposed to the input checks."""
-    tb = error.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_globals.get("__name__") == "mdmest.estimation" and frame.f_code.co_name in (
-            "_train",
-            "_evaluate",
-        ):
-            return True
-        tb = tb.tb_next
-    return False
 
 
 def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespace):
@@ -235,51 +215,45 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
             test_fraction=args.test_fraction,
             seed=args.seed,
             progress=not args.no_progress,
+            device=args.device,
             **options,
         )
-    except (ValueError, TypeError) as error:
-        if _raised_in_training(error):
-            raise
+    except mdmest.EstimateInputError as error:
+        # Raised by the input checks, before any training; any other error is a bug.
         raise UserError(str(error)) from None
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"{PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        _check_arguments(args)
-        names, views = load_views(args.files, args.keys)
-        result = _estimate(names, views, args)
-    except UserError as error:
-        _fail(str(error))
-    spread = f" ± {result.stderr:.4f} (standard error)" if math.isfinite(result.stderr) else ""
-    print(f"{args.measure} estimate over views {names}: {result.value:.4f}{spread}")
+def _describe(result, args: argparse.Namespace, names: list[str]) -> None:
+    unit = UNITS[args.measure]
+    spread = f" ± {result.stderr:.4f}" if math.isfinite(result.stderr) else ""
+    print(f"{args.measure} estimate over views {names}: {result.value:.4f}{spread} {unit}")
+    if spread:
+        print("(± one standard error over held-out folds)")
     print(
         f"rows: {result.n_train} training, {result.n_validation} validation, {result.n_test} "
         f"held-out; transform: {result.transform or 'none'}"
     )
+    if result.candidates:
+        chosen = max(result.candidates, key=result.candidates.get)
+        for name, value in result.candidates.items():
+            mark = "  (kept: the larger)" if name == chosen else ""
+            print(f"  candidate {name}: {value:.4f} {unit}{mark}")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_arguments(args)
+    names, views = load_views(args.files, args.keys)
+    result = _estimate(names, views, args)
+    _describe(result, args, names)
     if args.out:
         record = {
+            **result.to_dict(),
             "measure": args.measure,
+            "unit": UNITS[args.measure],
             "views": names,
             "dims": [1 if v.ndim == 1 else int(v.shape[1]) for v in views],
-            "value": result.value,
-            "stderr": _finite_or_none(result.stderr),
-            "n_train": result.n_train,
-            "n_validation": result.n_validation,
-            "n_test": result.n_test,
-            "train_bound": _finite_or_none(result.train_bound),
-            "transform": result.transform,
             "negatives": result.measure.negatives,
             "decomposition": getattr(result.measure, "decomposition", None),
-            "candidates": result.candidates,
             "options": {k: v for k, v in vars(args).items() if k not in ("files", "out")},
         }
         atomic_write_text(args.out, json.dumps(record, indent=2, default=str))

@@ -9,15 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from mdmest.cli._common import UserError, positive_int, print_metrics
+from mdmest.cli._fusion import add_data_arguments, bound_line, data_spec, load_data
 from mdmest.fusion.base import MODALITIES
-from mdmest.fusion.cli_train import (
-    add_data_arguments,
-    data_spec,
-    error,
-    load_data,
-    positive_int,
-    print_metrics,
-)
+
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,34 +39,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _load(args: argparse.Namespace, checkpoint_path: Path):
+    from mdmest.fusion.models import model_class
+    from mdmest.fusion.training import CheckpointError, Trainer, read_checkpoint
+
+    try:
+        checkpoint = read_checkpoint(checkpoint_path)
+    except (CheckpointError, FileNotFoundError) as error:
+        raise UserError(str(error)) from None
+    spec = data_spec(args, checkpoint["metadata"].get("data"))
+    name = (checkpoint["model_spec"] or {}).get("name")
+    dataset = load_data(spec, text_features=not (name and model_class(name).reads_words))
+    if args.split not in dataset:
+        raise UserError(f"no split {args.split!r}; the data has {list(dataset)}")
+    overrides = {"progress": False, "device": args.device}
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    try:
+        trainer = Trainer.from_checkpoint(checkpoint_path, dataset, **overrides)
+    except (ValueError, TypeError) as error:
+        # Raised while the checkpoint is matched to the data and the settings are checked.
+        raise UserError(str(error)) from None
+    return checkpoint, spec, trainer
+
+
 def run(args: argparse.Namespace) -> int:
-    from mdmest.fusion.cli_train import MAG_MODELS
-    from mdmest.fusion.trainer import (
-        Trainer,
-        drop_ratios,
-        read_checkpoint,
-        write_json,
-        write_scores_csv,
-    )
+    from mdmest.fusion.training import drop_ratios, write_json, write_scores_csv
 
     checkpoint_path = Path(args.checkpoint)
     drop = tuple(dict.fromkeys(args.drop))
     if set(drop) == set(MODALITIES):
-        return error("evaluate", "dropping every modality leaves nothing to evaluate")
-    try:
-        checkpoint = read_checkpoint(checkpoint_path)
-        spec = data_spec(args, checkpoint["metadata"].get("data"))
-        is_mag = (checkpoint["model_spec"] or {}).get("name") in MAG_MODELS
-        dataset = load_data(spec, text_features=not is_mag)
-        if args.split not in dataset:
-            raise ValueError(f"no split {args.split!r}; the data has {list(dataset)}")
-        overrides = {"progress": False, "device": args.device}
-        if args.batch_size is not None:
-            overrides["batch_size"] = args.batch_size
-        trainer = Trainer.from_checkpoint(checkpoint_path, dataset, **overrides)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        return error("evaluate", str(exc))
-
+        raise UserError("dropping every modality leaves nothing to evaluate")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} is a file; give a folder")
+    checkpoint, spec, trainer = _load(args, checkpoint_path)
+    penalty = trainer.config.penalty
     full = trainer.predict(args.split)
     report = {
         "checkpoint": str(checkpoint_path.resolve()),
@@ -83,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     }
     print(f"{args.split} split, {len(full.ids)} segments, checkpoint epoch {checkpoint['epoch']}")
     print_metrics("all modalities", report["all"])
+    line = bound_line(penalty, report["bound_estimate"], args.split)
+    if line:
+        print(f"                {line}")
     if drop:
         report["dropped"] = list(drop)
         report["corrupted"] = trainer.evaluate(args.split, drop)

@@ -1,4 +1,8 @@
-"""Atomic file writes: a half-written file never replaces a good one."""
+"""Atomic file writes: a half-written file never replaces a good one.
+
+Used by the library for checkpoints, results and datasets, and public so that scripts (the
+benchmarks among them) write their results the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+__all__ = ["atomic_open", "atomic_write_text"]
 
 
 @contextlib.contextmanager
