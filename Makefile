@@ -26,4 +26,4 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	$(BIN)/mkdocs build --strict --site-dir site
