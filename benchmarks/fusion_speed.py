@@ -40,13 +40,15 @@ import torch
 from torch import nn
 
 import mdmest
+from mdmest.fusion import MODALITIES
 from mdmest.fusion.models import build_model
+from mdmest.fusion.training import PENALTIES as TRAINING_PENALTIES
 
 MODELS = ("ef_lstm", "tfn", "lmf", "mfn")
-PENALTIES = ("dv", "f", "wasserstein")
+PENALTIES = tuple(p for p in TRAINING_PENALTIES if p != "none")
 # Our model name (also MMSA's config_regression.json key) → MMSA's file and class name.
 MMSA_MODELS = {"ef_lstm": "EF_LSTM", "tfn": "TFN", "lmf": "LMF", "mfn": "MFN"}
-MODALITIES = ("text", "audio", "video")
+
 
 StepFunction = Callable[[dict], torch.Tensor]
 

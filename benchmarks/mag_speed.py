@@ -31,9 +31,10 @@ import torch
 
 from mdmest.fusion.data import collate, load_dataset
 from mdmest.fusion.models.mag import DEFAULT_TRAINING, MAGBert
+from mdmest.fusion.training import PENALTIES as TRAINING_PENALTIES
 from mdmest.fusion.training import TrainConfig, Trainer
 
-PENALTIES = ("dv", "f", "wasserstein")
+PENALTIES = tuple(p for p in TRAINING_PENALTIES if p != "none")
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mosi"
 
 

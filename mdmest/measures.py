@@ -45,7 +45,7 @@ class TotalCorrelation(DependencyMeasure):
 
     Parameters
     ----------
-    dims, critic, negatives, sampler, names, check_finite
+    dims, critic, negatives
         See :class:`DependencyMeasure`.
     ema_decay : float or None
         Decay of the moving average (MINE's 1 - α); ``None`` turns the correction off.
@@ -59,6 +59,9 @@ class TotalCorrelation(DependencyMeasure):
         the DV value then punishes (measured: see docs/core.md, section "Training the DV critic
         by logistic regression"). ``last_bound`` and ``estimate`` report the DV bound of the
         critic either way.
+    **kwargs
+        The other options of :class:`DependencyMeasure` (``sampler``, ``names``,
+        ``check_finite``).
 
     Examples
     --------

@@ -23,6 +23,8 @@ def gaussian_mutual_information(rho: float, dim: int) -> float:
 
     .. math:: I(X; Y) = -\frac{d}{2} \log(1 - \rho^2)
 
+    Examples
+    --------
     >>> round(gaussian_mutual_information(0.5, 2), 4)
     0.2877
     """
@@ -34,6 +36,8 @@ def gaussian_mutual_information(rho: float, dim: int) -> float:
 def block_slices(dims: Sequence[int]) -> list[slice]:
     """The column slice of each view in rows that concatenate views of widths ``dims``.
 
+    Examples
+    --------
     >>> block_slices([2, 3])
     [slice(0, 2, None), slice(2, 5, None)]
     """
@@ -54,6 +58,8 @@ def gaussian_total_correlation(cov: np.ndarray, dims: Sequence[int]) -> float:
 
     .. math:: \mathrm{TC} = \tfrac12 \big(\textstyle\sum_k \log\det \Sigma_{kk} - \log\det\Sigma\big)
 
+    Examples
+    --------
     >>> round(gaussian_total_correlation(np.array([[1.0, 0.5], [0.5, 1.0]]), [1, 1]), 4)
     0.1438
     """

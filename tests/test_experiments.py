@@ -64,7 +64,7 @@ def test_multiview_script(tmp_path):
 
 
 def test_config_rejects_bad_options():
-    with pytest.raises(ValueError, match="unknown measures"):
+    with pytest.raises(ValueError, match="unknown measure"):
         gaussian.GaussianConfig(measures=("dv", "mine"))
     with pytest.raises(ValueError, match="unknown sampler"):
         gaussian.GaussianConfig(sampler="roll")

@@ -7,6 +7,8 @@ import argparse
 
 from mdmest.cli._common import UserError, non_negative_float, positive_int
 
+__all__ = ["add_arguments", "run"]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -26,6 +26,8 @@ from mdmest.io import atomic_write_text
 from mdmest.measures import LIPSCHITZ_METHODS, MEASURES
 from mdmest.transforms import TRANSFORMS
 
+__all__ = ["add_arguments", "run", "load_views"]
+
 TRANSFORM_CHOICES = ("auto", *TRANSFORMS, "none")
 #: The unit of each measure's value.
 UNITS = {"dv": "nats", "f": "nats", "wasserstein": "W1 units"}

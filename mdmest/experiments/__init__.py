@@ -3,3 +3,5 @@
 - :mod:`mdmest.experiments.gaussian`: the paper's Fig. 1, neural estimators against the closed-form
   truth on correlated Gaussian views (``mdmest gaussian``), for two or more views.
 """
+
+__all__: list[str] = []  # the experiments are submodules

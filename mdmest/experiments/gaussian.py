@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mdmest._validation import check_choice
 from mdmest.estimation import estimate
 from mdmest.reference import wasserstein_dependency
 from mdmest.sampling import SAMPLERS
@@ -107,11 +108,9 @@ class GaussianConfig:
     def __post_init__(self) -> None:
         if self.views < 2:
             raise ValueError(f"views must be >= 2, got {self.views}")
-        unknown = sorted(set(self.measures) - set(MEASURE_LABELS))
-        if unknown:
-            raise ValueError(f"unknown measures {unknown}; valid values are {list(MEASURE_LABELS)}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.sampler!r}; valid values are {list(SAMPLERS)}")
+        for measure in self.measures:
+            check_choice("measure", measure, tuple(MEASURE_LABELS))
+        check_choice("sampler", self.sampler, tuple(SAMPLERS))
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
 

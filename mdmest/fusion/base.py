@@ -7,6 +7,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
+__all__ = ["MODALITIES", "FusionModel", "FusionOutput"]
+
 MODALITIES = ("text", "audio", "video")
 
 

@@ -124,6 +124,8 @@ def sparse_gaussian_task(tc: float, dims: Sequence[int], strong: int = 2) -> Gau
 
     .. math:: \mathrm{TC} = -\frac{m}{2}\big[(K-1)\log(1-\rho) + \log(1+(K-1)\rho)\big].
 
+    Examples
+    --------
     >>> task = sparse_gaussian_task(1.0, (5, 5), strong=2)
     >>> task.name, round(task.total_correlation, 9)
     ('sparse_gaussian(tc=1, dims=(5, 5), strong=2)', 1.0)

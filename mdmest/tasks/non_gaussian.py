@@ -48,6 +48,8 @@ def student_t_total_correlation(
 
     where TC_N(Σ) is the Gaussian TC of the dispersion (zero for Σ = I).
 
+    Examples
+    --------
     >>> round(student_t_total_correlation((1, 1), dof=1), 4)
     0.2242
     """
@@ -77,6 +79,8 @@ class StudentTTask(Task):
     :func:`student_t_total_correlation`, the Gaussian TC of ``cov`` plus a term that depends only on
     ν and ``dims``. Small ν means heavy tails (ν = 1 is Cauchy: no mean, no variance).
 
+    Examples
+    --------
     >>> task = StudentTTask((2, 2), dof=1)
     >>> task.name, round(task.mutual_information, 4)
     ('student_t(dof=1, dims=(2, 2))', 0.4319)
@@ -194,6 +198,8 @@ class TransformedTask(Task):
     task's float32 sample; ``normal_cdf`` saturates at 0 or 1 in float32 beyond |x| ≈ 5.4, so apply
     it to light-tailed bases only.
 
+    Examples
+    --------
     >>> from mdmest.tasks import gaussian_task_with_tc
     >>> task = TransformedTask(gaussian_task_with_tc(0.5, (2, 2)), "asinh")
     >>> task.name, task.total_correlation == task.base.total_correlation
@@ -237,6 +243,8 @@ def additive_noise_mutual_information(epsilon: float, dim: int = 1) -> float:
 
     .. math:: I(X; Y) = \mathrm{dim}\cdot(\varepsilon - \log 2\varepsilon).
 
+    Examples
+    --------
     >>> round(additive_noise_mutual_information(0.5), 6)
     0.5
     """
@@ -319,6 +327,8 @@ class GaussianMixtureTask(Task):
     to 1e-13 nats at ρ = 0.9 and to 1e-9 at ρ = 0.99; ``integration_error`` is the change from
     step 2·``grid_step`` to ``grid_step``, a conservative bound.
 
+    Examples
+    --------
     >>> task = GaussianMixtureTask(rho=0.9)
     >>> task.name, round(task.mutual_information, 6), task.integration_error < 1e-6
     ('gaussian_mixture(rho=0.9, shift=0)', 0.408443, True)

@@ -79,6 +79,8 @@ def task_suite(num_views: int | str | None = None) -> list[Task]:
         Student-t with 3 and 4 views, maps of 3- and 4-view Gaussians, the three Gaussian
         families at 3 views.
 
+    Examples
+    --------
     >>> len(task_suite(2)), len(task_suite("multi")), len(task_suite())
     (20, 9, 29)
     """

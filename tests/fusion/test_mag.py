@@ -21,8 +21,6 @@ from mdmest.fusion.models.mag import (  # noqa: E402
     MAGBert,
     MAGXLNet,
     MultimodalAdaptationGate,
-    build_mag_bert,
-    build_mag_xlnet,
     default_backbone_path,
 )
 
@@ -376,14 +374,14 @@ def test_from_pretrained_says_where_it_looked(tmp_path, tokenizer):
     with pytest.raises(ValueError, match="needs a 'xlnet' checkpoint"):
         MAGXLNet.from_pretrained(default_backbone_path())
     with pytest.raises(ValueError, match="--backbone"):
-        build_mag_xlnet(None, 74, 47)
+        MAGXLNet.from_preset(None, 74, 47)
 
 
 def test_xlnet_round_trip_through_a_local_folder(tmp_path, tokenizer):
     model = tiny_xlnet(tokenizer)
     model.backbone.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    loaded = build_mag_xlnet(None, 3, 5, backbone=tmp_path, dataset="mosei")
+    loaded = MAGXLNet.from_preset(None, 3, 5, backbone=tmp_path, dataset="mosei")
     assert loaded.gate.dropout.p == DEFAULT_TRAINING["mosei"]["dropout"]
     for name, tensor in model.backbone.state_dict().items():
         torch.testing.assert_close(loaded.backbone.state_dict()[name], tensor)
@@ -391,16 +389,16 @@ def test_xlnet_round_trip_through_a_local_folder(tmp_path, tokenizer):
 
 
 def test_build_mag_bert_presets():
-    model = build_mag_bert(768, 74, 47)
+    model = MAGBert.from_preset(768, 74, 47)
     assert model.gate.dropout.p == DEFAULT_TRAINING["mosi"]["dropout"] == 0.3
     assert model.representation_dims == (384, 384, 384)
     assert model.gate.visual_projection.in_features == 47
     assert model.gate.acoustic_projection.in_features == 74
-    assert build_mag_bert(None, 74, 47, beta_shift=0.5).gate.beta_shift == 0.5
+    assert MAGBert.from_preset(None, 74, 47, beta_shift=0.5).gate.beta_shift == 0.5
     with pytest.raises(ValueError, match="dataset"):
-        build_mag_bert(None, 74, 47, dataset="iemocap")
+        MAGBert.from_preset(None, 74, 47, dataset="iemocap")
     with pytest.raises(TypeError):
-        build_mag_bert(None, 74, 47, hidden_dim=12)
+        MAGBert.from_preset(None, 74, 47, hidden_dim=12)
 
 
 def test_from_preset_and_the_registry(tmp_path, tokenizer):

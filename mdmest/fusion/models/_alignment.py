@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from mdmest._validation import check_choice
+
 MODEL_TYPES = ("bert", "xlnet")
 
 # XLNet marks its trailing <cls> with segment 2 and (left) padding with segment 3.
@@ -112,8 +114,7 @@ def align_to_wordpieces(
     >>> out.input_ids.tolist(), out.audio.squeeze(-1).tolist()
     ([[1, 7, 8, 9, 2]], [[0.0, 0.0, 1.0, 1.0, 0.0]])
     """
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
+    check_choice("model_type", model_type, MODEL_TYPES)
     if max_length < 3:
         raise ValueError(
             f"max_length must be at least 3 (two special tokens and a piece), got {max_length}"

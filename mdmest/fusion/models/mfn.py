@@ -15,6 +15,8 @@ from mdmest.fusion.models._common import (
     two_layer_mlp,
 )
 
+__all__ = ["MFN"]
+
 
 class MFN(PresetFusionModel):
     r"""Memory Fusion Network on word-aligned sequences.

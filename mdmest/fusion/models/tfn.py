@@ -14,6 +14,8 @@ from mdmest.fusion.models._common import (
     with_constant_one,
 )
 
+__all__ = ["TFN"]
+
 
 class TFN(PresetFusionModel):
     r"""Tensor Fusion Network.

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from mdmest._validation import check_choice, check_device
+from mdmest.fusion.data.dataset import PRESETS
 
 __all__ = [
     "PENALTIES",
@@ -31,10 +32,6 @@ TASK_LOSSES: dict[str, Callable[[], nn.Module]] = {"l1": nn.L1Loss, "mse": nn.MS
 PENALTIES = ("none", "dv", "f", "wasserstein")
 #: Validation metrics that can pick the best epoch ("mae" is minimised, the others maximised).
 SELECTABLE_METRICS = ("mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0")
-#: The datasets whose published hyperparameters the models carry.
-PRESETS = ("mosi", "mosei")
-# Models trained with MSE (the MAG-BERT recipe) when their preset names no task loss.
-_MSE_MODELS = ("mag_bert", "mag_xlnet")
 
 
 @dataclass
@@ -160,7 +157,6 @@ class TrainConfig:
                 # The presets' numbers become the field's type (an int lr 1 is 1.0).
                 kind = type(fields[key].default)
                 settings[key] = kind(value) if kind in (int, float) else value
-        settings.setdefault("task_loss", "mse" if model in _MSE_MODELS else "l1")
         settings.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**settings)
 
