@@ -50,6 +50,8 @@ from tqdm.auto import tqdm
 from mdmest import estimate
 from mdmest.critics import MLPCritic
 from mdmest.estimation import thorough_alternative
+from mdmest.experiments import machine_info
+from mdmest.io import atomic_write_text
 from mdmest.reference import block_slices, gaussian_total_correlation
 from mdmest.tasks import (
     GaussianTask,
@@ -605,20 +607,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"derived {derived} dv_thorough rows from the dv, dv_wd, dv_tree_wd rows")
     rows = summarize(path)
     table = format_markdown(rows)
-    (Path(args.out) / "ladder_summary.md").write_text(table + "\n")
-    (Path(args.out) / "ladder_summary.json").write_text(json.dumps(rows, indent=2) + "\n")
+    out = Path(args.out)
+    atomic_write_text(out / "ladder_summary.md", table + "\n")
+    summary = {"machine": machine_info(), "rows": rows}
+    atomic_write_text(out / "ladder_summary.json", json.dumps(summary, indent=2) + "\n")
     settings = {r["setting"] for r in rows}
     best = "dv_thorough" if "dv_thorough" in settings else "dv"
     compare = [s for s in ("dv", "dv_wd", "dv_tree_wd") if s in settings and s != best]
     targets = format_targets(rows, best, compare=compare)
-    (Path(args.out) / "ladder_targets.md").write_text(targets + "\n")
+    atomic_write_text(out / "ladder_targets.md", targets + "\n")
     if args.columns:
         cells = [tuple(t(v) for t, v in zip((int, int, float), c.split(":"))) for c in args.columns]
         columns = format_columns(rows, cells)
-        (Path(args.out) / "ladder_columns.md").write_text(columns + "\n")
+        atomic_write_text(out / "ladder_columns.md", columns + "\n")
         print(columns)
     if not args.no_plot:
-        plot(rows, Path(args.out) / "ladder.png")
+        plot(rows, out / "ladder.png")
     print(table)
     print(targets)
     return 0

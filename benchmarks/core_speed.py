@@ -23,6 +23,8 @@ from _floor import floor_critic, floor_step
 import mdmest
 from mdmest.critics import MLPCritic
 from mdmest.estimation import EVAL_PRODUCT_ROWS
+from mdmest.experiments import machine_info
+from mdmest.io import atomic_write_text
 
 
 def time_steps(step, n: int) -> list[float]:
@@ -159,14 +161,8 @@ def main() -> None:
         f"({est['held_out_negatives']} draws of {est['held_out_rows']} rows, GELU critic)"
     )
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {"step": step, "estimate": est, "threads": torch.get_num_threads()}, indent=2
-            )
-        )
-        tmp.replace(args.out)
+        record = {"step": step, "estimate": est, "machine": machine_info()}
+        atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ import torch
 from torch import nn
 
 import mdmest
+from mdmest.experiments import machine_info
 from mdmest.fusion import MODALITIES
 from mdmest.fusion.models import build_model
 from mdmest.fusion.training import PENALTIES as TRAINING_PENALTIES
@@ -283,14 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "config": {key: str(value) for key, value in vars(args).items()},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "load_average_at_end": os.getloadavg(),
-        },
+        "machine": {**machine_info(), "load_average_at_end": os.getloadavg()},
         "wall_seconds": time.time() - start,
         "results": results,
         "table": table(results, args.penalties),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from mdmest.experiments import machine_info
 from mdmest.fusion.data import load_for_training
 from mdmest.fusion.models import build_model
 from mdmest.fusion.training import PENALTIES, PRESETS, TrainConfig, Trainer, drop_ratios
@@ -188,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     for model_name, penalty, seed in tqdm(runs, desc="train + evaluate"):
         records.append(run_one(dataset, model_name, penalty, seed, args))
         args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / "results.json", json.dumps(records, indent=1))
+        report = {"command": command, "machine": machine_info(), "runs": records}
+        atomic_write_text(args.out / "results.json", json.dumps(report, indent=1))
         write_tables(records, args.out, command)
     plot_fig2(records, args.out)
     print((args.out / "tables.md").read_text())

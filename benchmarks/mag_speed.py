@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 import torch
 
+from mdmest.experiments import machine_info
 from mdmest.fusion.data import collate, load_dataset
 from mdmest.fusion.models.mag import DEFAULT_TRAINING, MAGBert
 from mdmest.fusion.training import PENALTIES as TRAINING_PENALTIES
@@ -91,13 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "mag_speed",
         "model": "mag_bert (MiniLM-L6-H384 backbone)",
         "command": " ".join(["python benchmarks/mag_speed.py", *args.argv]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": args.threads,
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "batch_size": args.batch_size,
         "steps_per_repeat": args.steps,
         "repeats": args.repeats,

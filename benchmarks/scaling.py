@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +31,7 @@ from torch.profiler import ProfilerActivity, profile
 from tqdm.auto import tqdm
 
 from mdmest import TotalCorrelation
+from mdmest.experiments import machine_info
 from mdmest.sampling import product_indices
 
 
@@ -157,12 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "command": "python benchmarks/scaling.py " + " ".join(argv or sys.argv[1:]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": len(os.sched_getaffinity(0)),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "dim": args.dim,
         "slopes": slopes,
         "rows": rows,

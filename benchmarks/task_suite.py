@@ -50,6 +50,7 @@ from baselines import infonce, ksg
 from tqdm.auto import tqdm
 
 from mdmest import estimate, tasks
+from mdmest.experiments import machine_info
 from mdmest.io import atomic_open, atomic_write_text
 
 ESTIMATORS = ("mdmest", "infonce", "ksg")
@@ -445,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["targets"] = [
         {"target": name, "met": met, "detail": detail} for name, met, detail in targets(result)
     ]
+    result["machine"] = machine_info()  # of this summary; the runs' own are in the CSV's folder
     text = format_markdown(result, args.estimators)
     atomic_write_text(out / "task_suite.md", text + "\n")
     atomic_write_text(out / "task_suite_summary.json", json.dumps(result, indent=2) + "\n")

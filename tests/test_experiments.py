@@ -75,7 +75,7 @@ def test_accuracy_ladder_smoke(tmp_path):
     argv = ["--tcs", "1", "--views", "2", "--dims", "2", "--seeds", "1", "--steps", "5"]
     argv += ["--n-samples", "200", "--settings", "dv_relu,floor_dv,plugin", "--out", str(tmp_path)]
     assert ladder.main(argv) == 0
-    rows = json.loads((tmp_path / "ladder_summary.json").read_text())
+    rows = json.loads((tmp_path / "ladder_summary.json").read_text())["rows"]
     assert {r["setting"] for r in rows} == {"dv_relu", "floor_dv", "plugin"}
     assert all(np.isfinite(r["mse"]) for r in rows)
     # The Gaussian plug-in on 200 rows of a 1-nat pair is close to 1 nat.
@@ -105,7 +105,7 @@ def test_accuracy_ladder_task_families(tmp_path, capsys):
         ("sparse", "3")
     ]
     # each family's task has the level asked for: the plug-in on 4000 rows finds about 1 nat
-    rows = json.loads((tmp_path / "ladder_summary.json").read_text())
+    rows = json.loads((tmp_path / "ladder_summary.json").read_text())["rows"]
     assert all(r["mean"] == pytest.approx(1.0, abs=0.1) for r in rows)
     assert [r["family"] for r in rows] == [r[0] for r in cells]
     summary = (tmp_path / "ladder_summary.md").read_text().splitlines()

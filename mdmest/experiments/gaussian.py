@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from mdmest._validation import check_choice
 from mdmest.estimation import estimate
+from mdmest.experiments.machine import machine_info
 from mdmest.reference import wasserstein_dependency
 from mdmest.sampling import SAMPLERS
 from mdmest.tasks import GaussianTask, correlated_pair, gaussian_task_with_tc
@@ -335,21 +334,10 @@ def write_results(
     meta = {
         "config": asdict(config),
         "seconds": round(seconds, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": _cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine_info(),
         "summary": summary,
     }
     paths["summary"].write_text(json.dumps(meta, indent=2) + "\n")
     if plot:
         paths["figure"] = plot_summary(summary, config, out / f"{stem}.png")
     return paths
-
-
-def _cpu_count() -> int | None:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
