@@ -16,6 +16,7 @@ from torch import nn
 from mdmest import functional as Fn
 from mdmest._validation import check_choice, check_dims, check_views
 from mdmest.critics import MLPCritic
+from mdmest.distributed import CrossRankSampler
 from mdmest.sampling import SAMPLERS, product_indices
 
 __all__ = ["DependencyMeasure", "Sampler", "EVAL_CHUNK_ROWS"]
@@ -85,6 +86,12 @@ class DependencyMeasure(nn.Module):
         Names of the views, used in error messages (e.g. ``("z_text", "z_audio", "z_video")``).
     check_finite : bool
         Check the views for NaN/Inf on every call (one reduction per view; on CUDA it synchronises).
+    distributed : bool or ProcessGroup
+        Draw product rows from the global batch of a process group (``True``: the default group;
+        or the group itself): the sampler is wrapped in a
+        :class:`~mdmest.distributed.CrossRankSampler`, and the bound is that of the global batch
+        when a group of more than one rank is initialised (see docs/distributed.md). Without one,
+        nothing changes.
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class DependencyMeasure(nn.Module):
         sampler: str | Sampler | None = None,
         names: Sequence[str] | None = None,
         check_finite: bool = True,
+        distributed=False,
     ) -> None:
         super().__init__()
         self.dims = check_dims(dims)
@@ -105,6 +113,9 @@ class DependencyMeasure(nn.Module):
         if isinstance(sampler, str):
             sampler = SAMPLERS[check_choice("sampler", sampler, tuple(SAMPLERS))]
         self.sampler = sampler if sampler is not None else product_indices
+        if distributed is not False and distributed is not None:
+            group = None if distributed is True else distributed
+            self.sampler = CrossRankSampler(self.sampler, group=group)
         self.check_finite = check_finite
         self.generator: torch.Generator | None = None
         self.last_bound: torch.Tensor | None = None
@@ -154,15 +165,22 @@ class DependencyMeasure(nn.Module):
             out = self.shrink * out + (1.0 - self.shrink) * self.null_score
         return out
 
-    def _joint_and_product(self, views: Sequence[torch.Tensor], negatives: int | None = None):
+    def _joint_and_product(
+        self, views: Sequence[torch.Tensor], negatives: int | None = None, *, local: bool = False
+    ):
         """Critic scores on the joint rows and on ``negatives`` product rows per joint row.
 
         Returns (t_joint, t_product, joint, product); with more negatives than the measure trains
         with (an evaluation), the product rows are scored in chunks and ``product`` holds only the
-        first B of them, so memory stays bounded.
+        first B of them, so memory stays bounded. With a :class:`CrossRankSampler` in an
+        initialised process group (and not ``local``), the scores are those of the global batch
+        (:meth:`CrossRankSampler.joint_and_product`).
         """
         negatives = self.negatives if negatives is None else _as_negatives(negatives)
         check_views(views, self.dims, self.names, self.check_finite)
+        sampler = self.sampler
+        if not local and isinstance(sampler, CrossRankSampler) and sampler.active():
+            return sampler.joint_and_product(self, views, negatives)
         views = self.prepare(views)
         batch = views[0].shape[0]
         index = self.sampler(
@@ -256,6 +274,13 @@ class DependencyMeasure(nn.Module):
         with self._evaluating(generator, views):
             t_joint, t_product, _, _ = self._joint_and_product(views, negatives)
             return self.bound(t_joint, t_product)
+
+    def streaming(self, **kwargs):
+        """A :class:`~mdmest.streaming.StreamingBound` of this measure: ``update(*views)`` over
+        batches, ``compute()`` the bound over all of them (``kwargs``: its options)."""
+        from mdmest.streaming import StreamingBound
+
+        return StreamingBound(self, **kwargs)
 
     def scores(self, *views: torch.Tensor) -> torch.Tensor:
         """The critic's value on each joint row, shape (B,): high where the views agree."""

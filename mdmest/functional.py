@@ -139,19 +139,26 @@ def wasserstein_bound(t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.T
 
 
 def interpolate(
-    joint: torch.Tensor, product: torch.Tensor, generator: torch.Generator | None = None
+    joint: torch.Tensor,
+    product: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Random points ε·x_p + (1 − ε)·x_q, ε ~ U(0, 1) per row, between joint and product rows.
 
     ``product`` (N, D) may hold several negatives per joint row (N a multiple of B): joint rows are
-    repeated to pair with them.
+    repeated to pair with them. ``eps`` (N, 1), if given, replaces the draw of ε.
     """
     if product.shape[0] % joint.shape[0]:
         raise ValueError(
             f"product rows ({product.shape[0]}) must be a multiple of joint rows ({joint.shape[0]})"
         )
     joint = joint.repeat(product.shape[0] // joint.shape[0], 1)
-    eps = torch.rand(joint.shape[0], 1, generator=generator, device=joint.device, dtype=joint.dtype)
+    if eps is None:
+        eps = torch.rand(
+            joint.shape[0], 1, generator=generator, device=joint.device, dtype=joint.dtype
+        )
     return eps * joint + (1.0 - eps) * product
 
 
@@ -187,6 +194,7 @@ def gradient_penalty(
     generator: torch.Generator | None = None,
     *,
     one_sided: bool = False,
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""WGAN-GP penalty (Gulrajani et al., 2017) on points between joint and product rows.
 
@@ -203,8 +211,10 @@ def gradient_penalty(
     optimal critic is flat. With weak dependency that push wins over the small signal and the critic
     settles on an almost linear function (measured: see docs/core.md, section "Wasserstein:
     Lipschitz control and scale").
+
+    ``eps`` (N, 1), if given, replaces the draw of ε (see :func:`interpolate`).
     """
-    mixed = interpolate(joint, product, generator).detach().requires_grad_(True)
+    mixed = interpolate(joint, product, generator, eps=eps).detach().requires_grad_(True)
     out = critic(mixed)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
     excess = grad.norm(2, dim=1) - 1.0

@@ -19,6 +19,7 @@ from mdmest import functional as Fn
 from mdmest._base import DependencyMeasure
 from mdmest._validation import check_choice
 from mdmest.critics import MLPCritic, apply_spectral_norm
+from mdmest.distributed import CrossRankSampler
 
 __all__ = [
     "DependencyMeasure",
@@ -309,13 +310,23 @@ class WassersteinDependency(DependencyMeasure):
             t_joint, t_product, joint, product = self._joint_and_product(views, negatives)
             points = torch.cat([joint, product])
             slope = Fn.lipschitz_constant(self.critic_scores, points, quantile)
+            cross_rank = self._cross_rank()
+            if cross_rank is not None:  # the largest slope over every rank's points
+                slope = cross_rank.reduce_max(slope)
             return self.bound(t_joint, t_product) / slope.clamp(min=1.0)
+
+    def _cross_rank(self) -> CrossRankSampler | None:
+        """The sampler, when it draws product rows across the ranks of a process group."""
+        sampler = self.sampler
+        return sampler if isinstance(sampler, CrossRankSampler) and sampler.active() else None
 
     def objective(self, t_joint, t_product, joint, product):
         bound = self.bound(t_joint, t_product)
         loss = -bound
         if self.lipschitz == "gradient_penalty" and self.penalty_weight and torch.is_grad_enabled():
-            penalty = Fn.gradient_penalty(
+            # Across ranks (joint: the global rows) the penalty is that of the global batch.
+            penalty_of = self._cross_rank() or Fn
+            penalty = penalty_of.gradient_penalty(
                 self.critic_scores, joint, product, self.generator, one_sided=self.one_sided_penalty
             )
             loss = loss + self.penalty_weight * penalty

@@ -25,6 +25,10 @@ PUBLIC = {
         "estimate",
         "make_measure",
     },
+    "mdmest.experiments": {
+        "cpu_count",
+        "machine_info",
+    },
     "mdmest.critics": {
         "ACTIVATIONS",
         "GroupSort",
@@ -203,6 +207,16 @@ PUBLIC = {
         "train",
         "write_json",
         "write_scores_csv",
+    },
+    "mdmest.distributed": {
+        "CrossRankSampler",
+        "all_reduce_sum",
+        "batch_sizes",
+        "gather_rows",
+        "is_distributed",
+    },
+    "mdmest.streaming": {
+        "StreamingBound",
     },
 }
 

@@ -421,10 +421,30 @@ class Trainer:
         return self.predict(split, drop).metrics()
 
     def bound_estimate(self, predictions: Predictions) -> float:
-        """The measure's bound on the representations of ``predictions`` (NaN without a measure)."""
+        """The measure's bound on the representations of ``predictions`` (NaN without a measure).
+
+        Streamed (:class:`mdmest.streaming.StreamingBound`) over batches of about
+        ``config.batch_size`` rows, the size the critic trains on: product rows are drawn within
+        each batch and the bound is that of all rows together (the DV log-mean-exp over every
+        product row, not a mean of per-batch bounds), so memory stays bounded by one batch and,
+        under a process group, the statistics reduce over ranks. A measure without a streaming
+        form (e.g. a decomposition) gets one ``estimate`` over all rows.
+        """
         if self.measure is None:
             return float("nan")
-        return float(self.measure.estimate(*predictions.representations))
+        views = predictions.representations
+        streaming = getattr(self.measure, "streaming", None)
+        if streaming is None:
+            return float(self.measure.estimate(*views))
+        try:
+            bound = streaming()
+        except TypeError:  # a measure whose bound does not accumulate
+            return float(self.measure.estimate(*views))
+        # Near-equal batches of at least batch_size (>= 2) rows each: no short last batch.
+        batches = max(1, views[0].shape[0] // max(2, self.config.batch_size))
+        for batch in zip(*(z.tensor_split(batches) for z in views)):
+            bound.update(*batch)
+        return float(bound.compute())
 
 
 def train(
