@@ -177,7 +177,7 @@ class DependencyMeasure(nn.Module):
         (:meth:`CrossRankSampler.joint_and_product`).
         """
         negatives = self.negatives if negatives is None else _as_negatives(negatives)
-        check_views(views, self.dims, self.names, self.check_finite)
+        check_views(views, self.dims, self.names, self.check_finite, self._critic_dtype())
         sampler = self.sampler
         if not local and isinstance(sampler, CrossRankSampler) and sampler.active():
             return sampler.joint_and_product(self, views, negatives)
@@ -285,8 +285,15 @@ class DependencyMeasure(nn.Module):
     def scores(self, *views: torch.Tensor) -> torch.Tensor:
         """The critic's value on each joint row, shape (B,): high where the views agree."""
         with self._evaluating():
-            check_views(views, self.dims, self.names, self.check_finite)
+            check_views(views, self.dims, self.names, self.check_finite, self._critic_dtype())
             return self.critic_scores(torch.cat(self.prepare(views), dim=1))
+
+    def _critic_dtype(self) -> torch.dtype | None:
+        """The dtype of the critic's first floating parameter (``None`` without one)."""
+        for parameter in self.critic.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+        return None
 
     def extra_repr(self) -> str:
         return f"dims={self.dims}, negatives={self.negatives}"

@@ -94,8 +94,13 @@ def check_views(
     dims: Sequence[int],
     names: Sequence[str] | None = None,
     check_finite: bool = True,
+    dtype: torch.dtype | None = None,
 ) -> None:
-    """Check that ``views`` match ``dims``: count, type, dtype, shape, batch size, device, finiteness."""
+    """Check that ``views`` match ``dims``: count, type, dtype, shape, batch size, device, finiteness.
+
+    With ``dtype`` (the critic's), a view of another floating dtype raises a ``TypeError`` unless
+    autocast is on for its device (which casts inside the critic).
+    """
     if len(views) != len(dims):
         raise ValueError(f"expected {len(dims)} views (dims={tuple(dims)}), got {len(views)}")
     batch = device = None
@@ -105,6 +110,12 @@ def check_views(
             raise TypeError(f"{label} must be a torch.Tensor, got {type(view).__name__}")
         if not view.is_floating_point():
             raise TypeError(f"{label} must have a floating dtype, got {view.dtype}")
+        if dtype is not None and view.dtype != dtype and not _autocast(view.device.type):
+            raise TypeError(
+                f"{label} is {view.dtype} but the critic's parameters are {dtype}: cast the views "
+                f"(view.to({dtype})) or the measure (measure.to({view.dtype})), or run under "
+                "torch.autocast"
+            )
         if view.dim() != 2:
             raise ValueError(f"{label} must have shape (batch, {dims[i]}), got {tuple(view.shape)}")
         if view.shape[1] != dims[i]:
@@ -119,6 +130,15 @@ def check_views(
             raise ValueError(f"{label} is on {view.device}, view 1 is on {device}")
     if check_finite:
         _check_finite(views, names)
+
+
+def _autocast(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
 
 
 def _check_finite(views: Sequence[torch.Tensor], names: Sequence[str] | None) -> None:

@@ -177,6 +177,10 @@ class FTotalCorrelation(DependencyMeasure):
 LIPSCHITZ_METHODS = ("gradient_penalty", "spectral_norm")
 
 
+def _standardized(view: torch.Tensor) -> torch.Tensor:
+    return (view - view.mean(0)) / (view.std(0) + 1e-6)
+
+
 class WassersteinDependency(DependencyMeasure):
     r"""Wasserstein dependency :math:`W_1(p, \prod_k p_k)` by Kantorovich-Rubinstein duality (Eq. 8).
 
@@ -289,7 +293,9 @@ class WassersteinDependency(DependencyMeasure):
     def prepare(self, views: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         if not self.normalize:
             return list(views)
-        return [(v - v.mean(0)) / (v.std(0) + 1e-6) for v in views]
+        # In float32 even for half-precision views: in float16 the backward pass of the
+        # standardisation overflows once a feature's batch std is small (docs/robustness.md).
+        return [_standardized(v.float()).to(v.dtype) for v in views]
 
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.wasserstein_bound(t_joint, t_product)
