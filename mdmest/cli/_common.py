@@ -8,10 +8,12 @@ traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "key_value",
     "comma_choices",
     "print_metrics",
+    "torchrun_session",
 ]
 
 
@@ -98,3 +101,35 @@ def comma_choices(choices: Sequence[str]):
 
 def print_metrics(title: str, metrics: dict[str, float]) -> None:
     print(f"{title}: " + "  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+
+
+@contextlib.contextmanager
+def torchrun_session(device: str) -> Iterator[tuple[str, bool]]:
+    """Under ``torchrun`` (RANK and WORLD_SIZE set, no process group yet): the default process
+    group for the block (gloo on the CPU, NCCL on CUDA, each rank on ``cuda:LOCAL_RANK``), with
+    the standard output of ranks other than 0 silenced; destroyed at exit. Yields the device this
+    rank uses and whether it is rank 0. Outside ``torchrun`` it does nothing."""
+    import torch.distributed as dist
+
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or dist.is_initialized():
+        yield device, True
+        return
+    import torch
+
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
+    cuda = device.startswith("cuda")
+    if cuda:
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {device}: CUDA is not available on this machine")
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if cuda else "gloo")
+    try:
+        if rank == 0:
+            yield device, True
+        else:
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                yield device, False
+    finally:
+        sys.stdout.flush()
+        dist.destroy_process_group()

@@ -14,13 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 import mdmest
-from mdmest.cli._common import UserError, non_negative_float, positive_float, positive_int
+from mdmest.cli._common import (
+    UserError,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    torchrun_session,
+)
 from mdmest.functional import DIVERGENCES
 from mdmest.io import atomic_write_text
 from mdmest.measures import LIPSCHITZ_METHODS, MEASURES
@@ -243,9 +250,22 @@ def _describe(result, args: argparse.Namespace, names: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Estimate; under ``torchrun --nproc-per-node N`` the rows of every training step and of
+    every evaluation are split over the ranks (the measure draws its product rows across them),
+    every rank computes the same value, and rank 0 prints it and writes ``--out``."""
     _check_arguments(args)
     names, views = load_views(args.files, args.keys)
-    result = _estimate(names, views, args)
+    with torchrun_session(args.device) as (device, main):
+        if not main:
+            args.no_progress = True
+            warnings.simplefilter("ignore", mdmest.EstimateWarning)
+        result = _estimate(names, views, argparse.Namespace(**{**vars(args), "device": device}))
+        if main:
+            _report(result, args, names, views)
+    return 0
+
+
+def _report(result, args: argparse.Namespace, names: list[str], views: list[np.ndarray]) -> None:
     _describe(result, args, names)
     if args.out:
         record = {
@@ -259,4 +279,3 @@ def run(args: argparse.Namespace) -> int:
             "options": {k: v for k, v in vars(args).items() if k not in ("files", "out")},
         }
         atomic_write_text(args.out, json.dumps(record, indent=2, default=str))
-    return 0

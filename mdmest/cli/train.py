@@ -17,6 +17,7 @@ from mdmest.cli._common import (
     positive_float,
     positive_int,
     print_metrics,
+    torchrun_session,
 )
 from mdmest.cli._fusion import add_data_arguments, bound_line, data_spec, load_data
 
@@ -167,6 +168,14 @@ def _build(args: argparse.Namespace, out_dir: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train; under ``torchrun --nproc-per-node N`` every rank trains its part of each batch
+    (DDP, the measure's product rows from the global batch) and rank 0 prints and writes."""
+
+    with torchrun_session(args.device):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out or f"runs/{args.model}-{args.penalty}-seed{args.seed}")
     if (out_dir / "last.pt").exists() and not args.resume:
         raise UserError(

@@ -44,7 +44,9 @@ from mdmest.estimation.rows import _split, minimum_rows
 from mdmest.estimation.training import (
     _BestOnValidation,  # noqa: F401  (tests patch its check through mdmest.estimation)
     _cuda,
+    _evaluated,
     _flush_denormal,
+    _go_cross_rank,
     _train,
 )
 
@@ -255,6 +257,7 @@ def estimate(
             else:
                 auto_negatives = _auto_negatives(measure, negatives, by_name=False)
         measure = measure.to(device)
+        _go_cross_rank(measure)  # under torchrun: the rows of every step split over the ranks
         train, validation, test = (
             [t.index_select(0, torch.as_tensor(rows, device=device)) for t in tensors]
             for rows in (split.train, split.validation, split.test)
@@ -265,7 +268,7 @@ def estimate(
                 measure, train, validation, steps, batch_size, lr, lr_schedule, weight_decay,
                 auto_negatives, progress, generator,
             )  # fmt: skip
-            value, stderr = _evaluate(measure, test, eval_negatives)
+            value, stderr = _evaluate(_evaluated(measure), test, eval_negatives)
         finally:
             measure.generator = None
     result = EstimateResult(

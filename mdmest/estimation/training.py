@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mdmest import functional as Fn
+from mdmest.distributed import CrossRankSampler, is_distributed
 from mdmest.estimation.evaluation import EVAL_PRODUCT_ROWS, _evaluate
 
 __all__ = [
@@ -69,6 +70,77 @@ def _flush_denormal() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+# -- under a process group (torchrun) -------------------------------------------------------------
+def _parts(measure) -> list:
+    """The measures that draw product rows: the terms of a decomposition, or the measure."""
+    return list(getattr(measure, "terms", [measure]))
+
+
+def _cross_rank(measure) -> bool:
+    """Whether ``measure`` splits its rows over the ranks of a process group (``estimate`` under
+    ``torchrun``): then every rank feeds it its contiguous part of each set of rows, and the
+    measure computes the bound of all of them (mdmest.distributed)."""
+    return all(
+        isinstance(part.sampler, CrossRankSampler) and part.sampler.active()
+        for part in _parts(measure)
+    )
+
+
+def _go_cross_rank(measure) -> None:
+    """Under a process group of more than one rank, draw every part's product rows across ranks
+    and give every rank rank 0's initial critic."""
+    if not is_distributed():
+        return
+    import torch.distributed as dist
+
+    for part in _parts(measure):
+        if not isinstance(part.sampler, CrossRankSampler):
+            part.sampler = CrossRankSampler(part.sampler)
+    with torch.no_grad():
+        for tensor in [*measure.parameters(), *measure.buffers()]:
+            dist.broadcast(tensor.data, 0)
+
+
+def _mine(rows: torch.Tensor) -> torch.Tensor:
+    """This rank's contiguous part of ``rows`` (along dim 0)."""
+    import torch.distributed as dist
+
+    return rows.tensor_split(dist.get_world_size())[dist.get_rank()]
+
+
+class _RankShards:
+    """What :func:`_evaluate` needs of a measure (``negatives``, ``estimate``), fed with this
+    rank's part of the rows, so that the value is that of all rows on every rank."""
+
+    def __init__(self, measure) -> None:
+        self.measure = measure
+
+    @property
+    def negatives(self) -> int:
+        return self.measure.negatives
+
+    def estimate(self, *views: torch.Tensor, **options) -> torch.Tensor:
+        return self.measure.estimate(*(_mine(v) for v in views), **options)
+
+
+def _evaluated(measure):
+    """``measure``, or under a process group its :class:`_RankShards`."""
+    return _RankShards(measure) if _cross_rank(measure) else measure
+
+
+def _average_gradients(measure) -> None:
+    """Average the critic's gradients over ranks (each holds W times its share; one all-reduce)."""
+    import torch.distributed as dist
+
+    params = [p for p in measure.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for p, part in zip(params, flat.split([g.numel() for g in grads])):
+        p.grad = part.view_as(p).clone()
+
+
 def _train(
     measure,
     train: list[torch.Tensor],
@@ -89,6 +161,9 @@ def _train(
     """
     device = train[0].device
     n_train = train[0].shape[0]
+    # Under torchrun: every rank draws the same global batch (the generator is seeded alike) and
+    # feeds the measure its part of it; the loss and, averaged, the gradients are one process's.
+    sharded = _cross_rank(measure)
     batch_size = min(batch_size, n_train)
     optimizer = (
         torch.optim.AdamW(measure.parameters(), lr=lr, weight_decay=weight_decay)
@@ -116,9 +191,13 @@ def _train(
             epoch_order = torch.randperm(n_train, generator=generator, device=device)
         start = (step % batches_per_epoch) * batch_size
         idx = epoch_order[start : start + batch_size]
+        if sharded:
+            idx = _mine(idx)
         loss = measure(*(t.index_select(0, idx) for t in train))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if sharded:
+            _average_gradients(measure)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -174,7 +253,9 @@ class _BestOnValidation:
 
     def _score(self) -> float:
         """The validation bound less ``VALIDATION_MARGIN`` standard errors."""
-        value, stderr = _evaluate(self.measure, self.validation, None, EVAL_PRODUCT_ROWS // 16)
+        value, stderr = _evaluate(
+            _evaluated(self.measure), self.validation, None, EVAL_PRODUCT_ROWS // 16
+        )
         return value - VALIDATION_MARGIN * (stderr if math.isfinite(stderr) else 0.0)
 
     def restore(self) -> None:

@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from mdmest.fusion.training import distributed as ranks
 from mdmest.fusion.training.config import TrainConfig
 
-__all__ = ["linear_warmup", "make_optimizer"]
+__all__ = ["linear_warmup", "make_optimizer", "optimizer_step"]
 
 
 def make_optimizer(
@@ -45,3 +46,21 @@ def linear_warmup(warmup_steps: int, total_steps: int) -> Callable[[int], float]
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return factor
+
+
+def optimizer_step(trainer, loss: torch.Tensor) -> None:
+    """Back-propagate ``loss`` into the model and the critic and step both optimisers (and the
+    schedule); under DDP the critic's gradients are averaged over the ranks here."""
+    trainer.optimizer.zero_grad(set_to_none=True)
+    if trainer.critic_optimizer is not None:
+        trainer.critic_optimizer.zero_grad(set_to_none=True)
+    loss.backward(inputs=trainer._model_params + trainer._critic_params)
+    if trainer._ddp is not None:  # DDP averaged the model's gradients; the critic's are here
+        ranks.all_reduce_mean_grads(trainer._critic_params)
+    if trainer.config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(trainer._model_params, trainer.config.grad_clip)
+    trainer.optimizer.step()
+    if trainer.scheduler is not None:
+        trainer.scheduler.step()
+    if trainer.critic_optimizer is not None:
+        trainer.critic_optimizer.step()

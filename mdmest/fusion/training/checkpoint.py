@@ -22,9 +22,17 @@ from mdmest.fusion.base import MODALITIES
 from mdmest.io import atomic_open, atomic_write_text
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from mdmest.fusion.data import MultimodalDataset
     from mdmest.fusion.training.trainer import Trainer
 
 __all__ = [
+    "restore_best",
+    "resume_from_last",
+    "save_trainer",
+    "trainer_from_checkpoint",
+    "write_trainer_metrics",
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "CheckpointError",
@@ -260,6 +268,97 @@ def load_trainer_state(trainer: Trainer, checkpoint: dict[str, Any]) -> None:
     trainer.epochs_without_improvement = checkpoint["epochs_without_improvement"]
     trainer.history = list(checkpoint["history"])
     set_rng_state(checkpoint["rng_state"])
+
+
+# -- what the Trainer writes and reads --------------------------------------------------------------
+def trainer_from_checkpoint(
+    cls: type[Trainer],
+    path: str | os.PathLike,
+    dataset: MultimodalDataset,
+    *,
+    model: nn.Module | None = None,
+    measure: nn.Module | None = None,
+    out_dir: str | os.PathLike | None = None,
+    **config_overrides: Any,
+) -> Trainer:
+    """:meth:`Trainer.from_checkpoint`: the model from ``model_spec`` unless given, then the state."""
+    from mdmest.fusion.models import build_model
+    from mdmest.fusion.training.config import TrainConfig
+
+    checkpoint = read_checkpoint(path)
+    config = TrainConfig(**{**checkpoint["config"], **config_overrides})
+    spec = checkpoint["model_spec"]
+    if model is None:
+        if spec is None:
+            raise ValueError(
+                f"checkpoint {str(path)!r} has no model_spec (it was trained on a custom "
+                "model); pass model="
+            )
+        model = build_model(**spec)
+    trainer = cls(
+        model,
+        dataset,
+        config,
+        measure=measure,
+        out_dir=out_dir,
+        model_spec=spec,
+        metadata=checkpoint["metadata"],
+    )
+    trainer.load_state(checkpoint)
+    return trainer
+
+
+def resume_from_last(trainer: Trainer) -> None:
+    """Load ``out_dir/last.pt`` into ``trainer`` if it exists, after checking it is this run's."""
+    if trainer.out_dir is None:
+        raise ValueError("resume=True needs an out_dir to find last.pt in")
+    last = trainer.out_dir / "last.pt"
+    if last.is_file():
+        checkpoint = read_checkpoint(last, map_location=trainer.device)
+        check_resumable(checkpoint, trainer.model_spec, trainer.config.to_dict())
+        trainer.load_state(checkpoint)
+
+
+def save_trainer(trainer: Trainer, name: str) -> None:
+    """Write ``trainer.out_dir / name`` (best.pt or last.pt) from rank 0; the others wait."""
+    from mdmest.fusion.training import distributed as ranks
+
+    if trainer.out_dir is not None:
+        if ranks.is_main():  # one writer; the others wait until the file is complete
+            save_checkpoint(trainer.out_dir / name, trainer.state_dict())
+        ranks.barrier()
+
+
+def write_trainer_metrics(trainer: Trainer) -> None:
+    """Write ``metrics.json`` (config, spec, best epoch, test metrics, history) from rank 0."""
+    from mdmest.fusion.training import distributed as ranks
+
+    if trainer.out_dir is None:
+        return
+    payload = {
+        "config": trainer.config.to_dict(),
+        "model_spec": trainer.model_spec,
+        "metadata": trainer.metadata,
+        "select_on": trainer.config.select_on,
+        "best_epoch": trainer.best_epoch,
+        "best_valid": trainer._best_valid(),
+        "test": trainer.test_metrics,
+        "epochs": trainer.history,
+    }
+    if trainer.world_size > 1:
+        payload["world_size"] = trainer.world_size
+    if ranks.is_main():
+        write_json(trainer.out_dir / "metrics.json", payload)
+    ranks.barrier()
+
+
+def restore_best(trainer: Trainer) -> None:
+    """Load the best epoch's weights: from ``best.pt`` when the run writes files, else from memory."""
+    best = trainer._best_weights
+    if trainer.out_dir is not None and (trainer.out_dir / "best.pt").is_file():
+        best = read_checkpoint(trainer.out_dir / "best.pt", map_location=trainer.device)
+    if best is not None:
+        load_weights(trainer, best)
 
 
 def seed_everything(seed: int) -> None:

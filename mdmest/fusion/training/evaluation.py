@@ -1,4 +1,5 @@
-"""Evaluation of a fusion model: predictions on a split, modality drop, metric comparison, CSV.
+"""Evaluation of a fusion model: predictions on a split, the measure's bound on them, modality
+drop, metric comparison, CSV.
 
 Examples
 --------
@@ -28,6 +29,7 @@ from mdmest.io import atomic_write_text
 __all__ = [
     "LOWER_IS_BETTER",
     "Predictions",
+    "bound_estimate",
     "drop_modalities",
     "drop_ratios",
     "is_better",
@@ -144,11 +146,15 @@ def predict(
         The split's name, for the error on an empty split.
     """
     from mdmest.fusion.data import make_loader
+    from mdmest.fusion.training import distributed as ranks
 
     model.eval()
     ids: list[str] = []
     labels, predictions = [], []
     representations: list[list[torch.Tensor]] = [[], [], []]
+    sharded = ranks.world_size() > 1
+    if sharded:  # under a process group each rank predicts its contiguous part of the split
+        split = torch.utils.data.Subset(split, ranks.shard_indices(len(split)))
     for batch in make_loader(split, batch_size, shuffle=False):
         batch = to_device(drop_modalities(batch, drop) if drop else batch, device)
         output = model(batch)
@@ -156,7 +162,13 @@ def predict(
         labels.append(batch["label"].cpu())
         predictions.append(output.prediction.cpu())
         for store, z in zip(representations, output.representations):
-            store.append(z)
+            store.append(z.cpu() if sharded else z)
+    if sharded:  # every rank gets the whole split, in the order of one process
+        parts = ranks.gather_objects((ids, labels, predictions, representations))
+        ids = [i for part in parts for i in part[0]]
+        labels = [x for part in parts for x in part[1]]
+        predictions = [x for part in parts for x in part[2]]
+        representations = [[z.to(device) for part in parts for z in part[3][k]] for k in range(3)]
     if not ids:
         raise ValueError(f"split {name!r} is empty")
     views = (
@@ -173,6 +185,62 @@ def predict(
         scores=scores,
         representations=views,
     )
+
+
+def bound_estimate(
+    measure: nn.Module | None,
+    predictions: Predictions,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+) -> float:
+    """The measure's bound on the representations of ``predictions`` (NaN without a measure).
+
+    Streamed (:class:`mdmest.streaming.StreamingBound`) over batches of about ``batch_size`` rows,
+    the size the critic trains on: product rows are drawn within each batch and the bound is that
+    of all rows together (the DV log-mean-exp over every product row, not a mean of per-batch
+    bounds), so memory stays bounded by one batch and, under a process group, the statistics
+    reduce over ranks; there every rank's batches draw from a stream of their own, seeded from
+    ``(seed, epoch, rank)``. A measure without a streaming form (e.g. a decomposition) gets one
+    ``estimate`` over all rows.
+    """
+    from mdmest.fusion.training import distributed as ranks
+
+    if measure is None:
+        return float("nan")
+    views = predictions.representations
+    streaming = getattr(measure, "streaming", None)
+    if streaming is None:
+        return _estimate_all(measure, views)
+    world = ranks.world_size()
+    try:
+        if world > 1:  # every rank's batches draw from a stream of their own
+            bound = streaming(generator=ranks.epoch_seed(seed, epoch, ranks.rank(), stream=2))
+        else:
+            bound = streaming()
+    except TypeError:  # a measure whose bound does not accumulate
+        return _estimate_all(measure, views)
+    # Near-equal batches of at least batch_size (>= 2) rows each: no short last batch. Under a
+    # process group every rank holds all rows (predict gathers them) and folds in every W-th
+    # batch; compute() reduces the statistics over the ranks.
+    batches = max(1, views[0].shape[0] // max(2, batch_size))
+    for index, batch in enumerate(zip(*(z.tensor_split(batches) for z in views))):
+        if index % world == ranks.rank():
+            bound.update(*batch)
+    return float(bound.compute())
+
+
+def _estimate_all(measure: nn.Module, views: Sequence[torch.Tensor]) -> float:
+    """One ``estimate`` over all rows; a measure that gathers across ranks gets this rank's
+    contiguous part of them (so that the gathered rows are all rows, once)."""
+    from mdmest.distributed import CrossRankSampler
+    from mdmest.fusion.training import distributed as ranks
+
+    world = ranks.world_size()
+    if world > 1 and isinstance(getattr(measure, "sampler", None), CrossRankSampler):
+        views = [z.tensor_split(world)[ranks.rank()] for z in views]
+    return float(measure.estimate(*views))
 
 
 def write_scores_csv(predictions: Predictions, path: str | os.PathLike) -> None:

@@ -7,13 +7,17 @@ critic inside the measure has its own optimiser and minimises the same ``measure
 tightens the bound: the weighted term is ``measure.loss(..., weight=weight)``, whose gradient is
 weighted for the encoders only, so the critic's step does not depend on the weight. Model
 selection and early stopping use the validation split only.
+
+Under a process group of W > 1 ranks (``torchrun``) it trains data-parallel: each rank takes its
+part of every global batch, the model is in DDP, the measure draws product rows from the global
+batch and its critic's gradients are averaged, every rank evaluates on the whole split and rank 0
+writes the files (:mod:`~mdmest.fusion.training.distributed`, docs/distributed.md).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -25,22 +29,28 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mdmest.fusion.base import FusionModel
-from mdmest.fusion.data import MultimodalDataset, make_loader
-from mdmest.fusion.models import build_model
-from mdmest.fusion.training._optim import make_optimizer
+from mdmest.fusion.data import MultimodalDataset
+from mdmest.fusion.training import distributed as ranks
+from mdmest.fusion.training._optim import make_optimizer, optimizer_step
 from mdmest.fusion.training.checkpoint import (
-    check_resumable,
     load_trainer_state,
-    load_weights,
-    read_checkpoint,
-    save_checkpoint,
+    restore_best,
+    resume_from_last,
+    save_trainer,
     seed_everything,
+    trainer_from_checkpoint,
     trainer_state,
     trainer_weights,
-    write_json,
+    write_trainer_metrics,
 )
 from mdmest.fusion.training.config import TASK_LOSSES, TrainConfig, check_device
-from mdmest.fusion.training.evaluation import Predictions, is_better, predict, to_device
+from mdmest.fusion.training.evaluation import (
+    Predictions,
+    bound_estimate,
+    is_better,
+    predict,
+    to_device,
+)
 
 __all__ = ["Trainer", "train"]
 
@@ -77,6 +87,7 @@ class Trainer:
     Examples
     --------
     >>> from mdmest.fusion.data import load_dataset
+    >>> from mdmest.fusion.models import build_model
     >>> dataset = load_dataset("synthetic:mosi", n_train=48, n_valid=16, n_test=16)
     >>> spec = dict(name="ef_lstm", text_dim=dataset.d_text, audio_dim=dataset.d_audio,
     ...             video_dim=dataset.d_video, hidden_dim=8, num_layers=1)
@@ -106,6 +117,9 @@ class Trainer:
                 f"{type(measure).__name__}"
             )
         self.device = check_device(config.device)
+        #: Ranks of the process group training together (1: one process, the usual path).
+        self.world_size = ranks.world_size()
+        self.device = ranks.train_device(self.device)
         if measure is None and config.penalty != "none":
             # The trainer's copy of the config records the kwargs the measure is built with.
             config = dataclasses.replace(
@@ -122,6 +136,8 @@ class Trainer:
             from mdmest import make_measure
 
             kwargs = {"names": ("z_text", "z_audio", "z_video"), **config.measure_kwargs}
+            if self.world_size > 1:  # product rows from the global batch (mdmest.distributed)
+                kwargs["distributed"] = True
             measure = make_measure(config.penalty, tuple(model.representation_dims), **kwargs)
         self.measure = measure.to(self.device) if measure is not None else None
         self._task_loss = TASK_LOSSES[config.task_loss]()
@@ -140,6 +156,10 @@ class Trainer:
             torch.optim.Adam(self._critic_params, lr=config.critic_lr)
             if self._critic_params
             else None
+        )
+        # Under a process group: the model in DDP, the critic's gradients all-reduced after backward.
+        self._ddp: nn.Module | None = ranks.wrap_model(
+            self.model, self._model_params, self.measure, dataset["train"], self.device
         )
 
         self.epoch = 0
@@ -179,27 +199,9 @@ class Trainer:
         **config_overrides
             Fields of :class:`TrainConfig` to change, e.g. ``progress=False`` or ``device="cuda"``.
         """
-        checkpoint = read_checkpoint(path)
-        config = TrainConfig(**{**checkpoint["config"], **config_overrides})
-        spec = checkpoint["model_spec"]
-        if model is None:
-            if spec is None:
-                raise ValueError(
-                    f"checkpoint {str(path)!r} has no model_spec (it was trained on a custom "
-                    "model); pass model="
-                )
-            model = build_model(**spec)
-        trainer = cls(
-            model,
-            dataset,
-            config,
-            measure=measure,
-            out_dir=out_dir,
-            model_spec=spec,
-            metadata=checkpoint["metadata"],
+        return trainer_from_checkpoint(
+            cls, path, dataset, model=model, measure=measure, out_dir=out_dir, **config_overrides
         )
-        trainer.load_state(checkpoint)
-        return trainer
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -211,23 +213,10 @@ class Trainer:
         load_trainer_state(self, checkpoint)
 
     def _save(self, name: str) -> None:
-        if self.out_dir is not None:
-            save_checkpoint(self.out_dir / name, self.state_dict())
+        save_trainer(self, name)
 
     def _write_metrics(self) -> None:
-        if self.out_dir is None:
-            return
-        payload = {
-            "config": self.config.to_dict(),
-            "model_spec": self.model_spec,
-            "metadata": self.metadata,
-            "select_on": self.config.select_on,
-            "best_epoch": self.best_epoch,
-            "best_valid": self._best_valid(),
-            "test": self.test_metrics,
-            "epochs": self.history,
-        }
-        write_json(self.out_dir / "metrics.json", payload)
+        write_trainer_metrics(self)
 
     def _best_valid(self) -> dict[str, float] | None:
         best = next((e for e in self.history if e["epoch"] == self.best_epoch), None)
@@ -256,24 +245,43 @@ class Trainer:
             ``None``), ``epochs_run`` and ``stopped_early``.
         """
         if resume:
-            if self.out_dir is None:
-                raise ValueError("resume=True needs an out_dir to find last.pt in")
-            last = self.out_dir / "last.pt"
-            if last.is_file():
-                checkpoint = read_checkpoint(last, map_location=self.device)
-                check_resumable(checkpoint, self.model_spec, self.config.to_dict())
-                self.load_state(checkpoint)
+            resume_from_last(self)
         stopped_early = self.epochs_without_improvement >= self.config.patience
         epochs_bar = tqdm(
             total=self.config.epochs,
             initial=self.epoch,
             desc="training",
             unit="epoch",
-            disable=not self.config.progress,
+            disable=not (self.config.progress and ranks.is_main()),
         )
+        saved_generator = getattr(self.measure, "generator", None)
+        try:
+            stopped_early = self._epochs(epochs_bar, stopped_early)
+        finally:
+            if self.world_size > 1 and self.measure is not None:
+                self.measure.generator = saved_generator
+        epochs_bar.close()
+        restore_best(self)
+        if "test" in self.dataset:
+            self.test_metrics = self.evaluate("test")
+            self._write_metrics()
+        return {
+            "best_epoch": self.best_epoch,
+            "best_valid": self._best_valid(),
+            "test": self.test_metrics,
+            "epochs_run": self.epoch,
+            "stopped_early": stopped_early,
+        }
+
+    def _epochs(self, epochs_bar, stopped_early: bool) -> bool:
+        """The epochs of :meth:`fit`; returns whether it stopped early."""
         while self.epoch < self.config.epochs and not stopped_early:
             started = time.perf_counter()
+            if self.world_size > 1:
+                ranks.seed_epoch(self.config.seed, self.epoch + 1, self.measure, self.device)
             train_stats = self._train_epoch(self.epoch + 1)
+            if self._ddp is not None:  # evaluate (and save) rank 0's batch-norm statistics
+                ranks.broadcast_from_rank0(list(self.model.buffers()))
             valid = self.predict("valid")
             valid_metrics = valid.metrics()
             self.epoch += 1
@@ -302,48 +310,26 @@ class Trainer:
             epochs_bar.set_postfix(
                 {f"valid_{self.config.select_on}": f"{value:.4f}", "best_epoch": self.best_epoch}
             )
-        epochs_bar.close()
-        self._restore_best()
-        if "test" in self.dataset:
-            self.test_metrics = self.evaluate("test")
-            self._write_metrics()
-        return {
-            "best_epoch": self.best_epoch,
-            "best_valid": self._best_valid(),
-            "test": self.test_metrics,
-            "epochs_run": self.epoch,
-            "stopped_early": stopped_early,
-        }
-
-    def _restore_best(self) -> None:
-        best = self._best_weights
-        if self.out_dir is not None and (self.out_dir / "best.pt").is_file():
-            best = read_checkpoint(self.out_dir / "best.pt", map_location=self.device)
-        if best is not None:
-            load_weights(self, best)
+        return stopped_early
 
     def _count_steps(self) -> int:
-        batches = math.ceil(len(self.dataset["train"]) / self.config.batch_size)
-        if self.config.max_steps_per_epoch is not None:
-            batches = min(batches, self.config.max_steps_per_epoch)
-        return batches
+        rows, config = len(self.dataset["train"]), self.config
+        return ranks.count_steps(rows, config.batch_size, config.max_steps_per_epoch)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
         if self.measure is not None:
             self.measure.train()
-        loader = make_loader(
-            self.dataset["train"],
-            self.config.batch_size,
-            shuffle=True,
-            seed=self.config.seed + epoch,
+        # One process's shuffled batches, or this rank's part of each of them.
+        loader = ranks.train_loader(
+            self.dataset["train"], self.config.batch_size, self.config.seed, epoch
         )
         totals = {"train_loss": 0.0, "task_loss": 0.0, "penalty": 0.0}
         steps = 0
         bar = tqdm(
             total=self.steps_per_epoch,
             desc=f"epoch {epoch}/{self.config.epochs}",
-            disable=not self.config.progress,
+            disable=not (self.config.progress and ranks.is_main()),
             leave=False,
         )
         for batch in loader:
@@ -368,8 +354,27 @@ class Trainer:
 
         Returns the step's ``train_loss`` (task + weight × penalty), ``task_loss`` and ``penalty``
         (the value of ``measure(...)``, i.e. minus the bound plus the measure's own penalties).
+        Under a process group these are the global batch's, identical on every rank
+        (:func:`~mdmest.fusion.training.distributed.distributed_loss`).
         """
         batch = to_device(batch, self.device)
+        if self._ddp is not None:
+            loss, losses = ranks.distributed_loss(
+                self._ddp,
+                batch,
+                task_loss=self._task_loss,
+                measure=self.measure,
+                penalty_weight=self.config.penalty_weight,
+                step=self.global_step + 1,
+            )
+        else:
+            loss, losses = self._local_loss(batch)
+        optimizer_step(self, loss)
+        self.global_step += 1
+        return losses
+
+    def _local_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss to back-propagate on ``batch`` (one process) and its three values."""
         output = self.model(batch)
         task_loss = self._task_loss(output.prediction, batch["label"])
         loss = task_loss
@@ -387,19 +392,12 @@ class Trainer:
                 f"non-finite loss at step {self.global_step + 1} (task {task_loss.item()}, penalty "
                 f"{penalty_value}); lower the learning rate or the penalty weight"
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.critic_optimizer is not None:
-            self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=self._model_params + self._critic_params)
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self._model_params, self.config.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        if self.critic_optimizer is not None:
-            self.critic_optimizer.step()
-        self.global_step += 1
-        return {"train_loss": loss.item(), "task_loss": task_loss.item(), "penalty": penalty_value}
+        losses = {
+            "train_loss": loss.item(),
+            "task_loss": task_loss.item(),
+            "penalty": penalty_value,
+        }
+        return loss, losses
 
     # ------------------------------------------------------------------ evaluation
     def predict(self, split: str, drop: Sequence[str] = ()) -> Predictions:
@@ -421,30 +419,16 @@ class Trainer:
         return self.predict(split, drop).metrics()
 
     def bound_estimate(self, predictions: Predictions) -> float:
-        """The measure's bound on the representations of ``predictions`` (NaN without a measure).
-
-        Streamed (:class:`mdmest.streaming.StreamingBound`) over batches of about
-        ``config.batch_size`` rows, the size the critic trains on: product rows are drawn within
-        each batch and the bound is that of all rows together (the DV log-mean-exp over every
-        product row, not a mean of per-batch bounds), so memory stays bounded by one batch and,
-        under a process group, the statistics reduce over ranks. A measure without a streaming
-        form (e.g. a decomposition) gets one ``estimate`` over all rows.
-        """
-        if self.measure is None:
-            return float("nan")
-        views = predictions.representations
-        streaming = getattr(self.measure, "streaming", None)
-        if streaming is None:
-            return float(self.measure.estimate(*views))
-        try:
-            bound = streaming()
-        except TypeError:  # a measure whose bound does not accumulate
-            return float(self.measure.estimate(*views))
-        # Near-equal batches of at least batch_size (>= 2) rows each: no short last batch.
-        batches = max(1, views[0].shape[0] // max(2, self.config.batch_size))
-        for batch in zip(*(z.tensor_split(batches) for z in views)):
-            bound.update(*batch)
-        return float(bound.compute())
+        """The measure's bound on the representations of ``predictions`` (NaN without a measure),
+        streamed over batches of about ``config.batch_size`` rows, the size the critic trains on
+        (see :func:`~mdmest.fusion.training.evaluation.bound_estimate`)."""
+        return bound_estimate(
+            self.measure,
+            predictions,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            epoch=self.epoch,
+        )
 
 
 def train(
