@@ -218,6 +218,19 @@ PUBLIC = {
     "mdmest.streaming": {
         "StreamingBound",
     },
+    "mdmest.fusion.reproduce": {
+        "ALL_MODELS",
+        "GridSpec",
+        "KNOWN_MODELS",
+        "MIN_SEEDS",
+        "ReproduceError",
+        "RunCache",
+        "RunConfig",
+        "WEIGHT_GRID",
+        "reproduce",
+        "run_grid",
+        "train_run",
+    },
 }
 
 

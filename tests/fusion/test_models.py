@@ -278,7 +278,7 @@ def test_model_class_and_its_settings(name: str) -> None:
 
 def test_registry_names_and_errors() -> None:
     assert model_names() == sorted(CLASSES) == sorted(MODEL_REGISTRY)
-    assert FusionModel.bounded_representations is True and FusionModel.reads_words is False
+    assert FusionModel.bounded_representations is False and FusionModel.reads_words is False
     for call in (lambda: model_class("lstm"), lambda: default_training("lstm")):
         with pytest.raises(ValueError, match="unknown model 'lstm'; valid values are 'ef_lstm'"):
             call()

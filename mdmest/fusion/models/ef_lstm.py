@@ -73,6 +73,8 @@ class EFLSTM(PresetFusionModel):
     (torch.Size([2]), torch.Size([2, 128]))
     """
 
+    #: tanh-squashed summaries, in [-1, 1].
+    bounded_representations = True
     PRESETS = {"mosi": {}, "mosei": {"hidden_dim": 256, "num_layers": 2, "dropout": 0.4}}
     DEFAULT_TRAINING = {
         "mosi": {"batch_size": 32, "lr": 1e-3, "weight_decay": 5e-3, "task_loss": "l1"},

@@ -54,6 +54,8 @@ class MFN(PresetFusionModel):
     Zadeh et al., "Memory Fusion Network for Multi-view Sequential Learning", AAAI 2018.
     """
 
+    #: LSTM cell hidden states, in [-1, 1].
+    bounded_representations = True
     PRESETS = {
         "mosi": {},
         "mosei": {
