@@ -33,6 +33,7 @@ from mdmest import functional as Fn
 from mdmest.sampling import SAMPLERS, product_indices
 
 __all__ = [
+    "all_reduce_mean_grads",
     "CrossRankSampler",
     "is_distributed",
     "gather_rows",
@@ -318,3 +319,19 @@ class CrossRankSampler:
         x = x.detach().clone()
         dist.all_reduce(x, op=dist.ReduceOp.MAX, group=self.group)
         return x
+
+
+def all_reduce_mean_grads(params: Sequence[torch.nn.Parameter]) -> None:
+    """Average the gradients of ``params`` over ranks in one all-reduce (a missing one counts 0).
+
+    What DDP does for a model, for parameters outside it (a measure's critic). Without an
+    initialised process group of more than one rank it does nothing.
+    """
+    if not is_distributed() or not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for p, part in zip(params, flat.split([g.numel() for g in grads])):
+        p.grad = part.view_as(p).clone()

@@ -209,6 +209,7 @@ PUBLIC = {
         "write_scores_csv",
     },
     "mdmest.distributed": {
+        "all_reduce_mean_grads",
         "CrossRankSampler",
         "all_reduce_sum",
         "batch_sizes",

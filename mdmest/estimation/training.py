@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mdmest import functional as Fn
-from mdmest.distributed import CrossRankSampler, is_distributed
+from mdmest.distributed import CrossRankSampler, all_reduce_mean_grads, is_distributed
 from mdmest.estimation.evaluation import EVAL_PRODUCT_ROWS, _evaluate
 
 __all__ = [
@@ -128,19 +128,6 @@ def _evaluated(measure):
     return _RankShards(measure) if _cross_rank(measure) else measure
 
 
-def _average_gradients(measure) -> None:
-    """Average the critic's gradients over ranks (each holds W times its share; one all-reduce)."""
-    import torch.distributed as dist
-
-    params = [p for p in measure.parameters() if p.requires_grad]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    for p, part in zip(params, flat.split([g.numel() for g in grads])):
-        p.grad = part.view_as(p).clone()
-
-
 def _train(
     measure,
     train: list[torch.Tensor],
@@ -197,7 +184,7 @@ def _train(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if sharded:
-            _average_gradients(measure)
+            all_reduce_mean_grads([p for p in measure.parameters() if p.requires_grad])
         optimizer.step()
         if scheduler is not None:
             scheduler.step()

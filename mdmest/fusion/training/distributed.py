@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from mdmest.distributed import is_distributed
+from mdmest.distributed import all_reduce_mean_grads, is_distributed
 
 __all__ = [
     "count_steps",
@@ -110,18 +110,6 @@ def epoch_seed(seed: int, epoch: int, rank: int, stream: int = 0) -> int:
     entropy = [seed % 2**32, epoch, rank, stream]
     state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return int(state[0]) << 31 ^ int(state[1])
-
-
-def all_reduce_mean_grads(params: Sequence[torch.nn.Parameter]) -> None:
-    """Average the gradients of ``params`` over ranks in one all-reduce (a missing one counts 0)."""
-    if not is_distributed() or not params:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    for p, part in zip(params, flat.split([g.numel() for g in grads])):
-        p.grad = part.view_as(p).clone()
 
 
 @torch.no_grad()
