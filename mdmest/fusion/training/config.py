@@ -76,7 +76,10 @@ class TrainConfig:
         Clip the fusion model's gradient norm to this value; ``None`` does not clip.
     seed : int
         Seeds torch, numpy, random and the loaders' shuffling (epoch ``e`` shuffles with
-        ``seed + e``).
+        ``seed + e``) when the :class:`Trainer` is built, so the critic and everything after are
+        reproducible. A model built before that is initialised from whatever the random state
+        was: call ``seed_everything(seed)`` before ``build_model`` (``mdmest train`` does) for a
+        run that a fresh process reproduces.
     progress : bool
         Show tqdm progress bars.
     device : str
