@@ -158,7 +158,9 @@ def run_grid(
     """
     from tqdm.auto import tqdm
 
-    todo = [r for r in runs if cache.get(r) is None]
+    # Each cached record is read once; a trained one is read back as written (JSON types).
+    records = {r.key(): cache.get(r) for r in runs}
+    todo = [r for r in runs if records[r.key()] is None]
     bar = tqdm(
         total=len(runs),
         initial=len(runs) - len(todo),
@@ -172,6 +174,7 @@ def run_grid(
 
     def done(config: RunConfig, record: dict[str, Any]) -> None:
         cache.put(config, record)
+        records[config.key()] = cache.get(config)
         bar.update()
         bar.set_postfix_str(config.name())
 
@@ -191,4 +194,4 @@ def run_grid(
                         done(pending.pop(future), future.result())
     finally:
         bar.close()
-    return [cache.get(r) for r in runs]
+    return [records[r.key()] for r in runs]
