@@ -171,6 +171,8 @@ PUBLIC = {
         "MAGBert",
         "MAGXLNet",
         "MFN",
+        "MLPFusion",
+        "MLPLinearFusion",
         "MODEL_REGISTRY",
         "PresetFusionModel",
         "TFN",

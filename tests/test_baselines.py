@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 
@@ -143,3 +144,33 @@ def test_task_suite_targets():
         "at most 15 s per task": True,
         "slowest training step ≤ 1.5× the run's median step": False,
     }
+
+
+def test_step_time_ratios_tell_a_lasting_slowdown_from_one_slow_step():
+    steps = _script("step_times")
+    seconds = np.full(1000, 0.004)
+    seconds[10] = 0.02  # one step held up (5x): the slowest step sees it, the window does not
+    once = steps.ratios(seconds, window=25)
+    assert once["slowest"] == pytest.approx(5.0) and once["slowest_step"] == 10
+    assert once["window"] == pytest.approx(1.0) and once["over"] == 1
+    seconds[800:] = 0.4  # every step from 800 on 100x, as subnormal floats did: the window sees it
+    lasting = steps.ratios(seconds, window=25)
+    assert lasting["window"] == pytest.approx(100.0) and lasting["over"] == 201
+
+
+def test_step_times_runs_the_suite_and_its_control(tmp_path, monkeypatch):
+    steps = _script("step_times")
+    tasks = [correlated_pair(0.5, 1)]
+    monkeypatch.setattr(steps, "load_tasks", lambda which="all", only=(): tasks)
+    monkeypatch.setattr(steps, "estimate", _few_steps(steps.estimate))
+    assert steps.main(["--rows", "600", "--out", str(tmp_path), "--no-progress"]) == 0
+    record = json.loads((tmp_path / "step_times.json").read_text())["tasks"][0]
+    assert record["task"] == tasks[0].name and record["negatives"] >= 1
+    for part in ("train", "control"):
+        assert record[part]["slowest"] >= record[part]["p99"] >= 1.0
+        assert record[part]["median_ms"] > 0
+    assert "| " + tasks[0].name in (tmp_path / "step_times.md").read_text()
+
+
+def _few_steps(estimate):
+    return lambda views, measure, **kw: estimate(views, measure, steps=60, **kw)

@@ -17,6 +17,8 @@ from mdmest.fusion.models import (
     TFN,
     MAGBert,
     MAGXLNet,
+    MLPFusion,
+    MLPLinearFusion,
     build_model,
     default_training,
     model_class,
@@ -32,6 +34,7 @@ SMALL = {
     "tfn": {"hidden_dims": (16, 8, 8), "text_out": 8, "post_fusion_dim": 16},
     "lmf": {"hidden_dims": (16, 8, 8), "text_out": 8},
     "mfn": {"hidden_dims": (16, 8, 8), "memory_dim": 16},
+    "mlp_linear": {"hidden_dim": 8},
 }
 
 
@@ -253,11 +256,13 @@ CLASSES = {
     "mfn": MFN,
     "mag_bert": MAGBert,
     "mag_xlnet": MAGXLNet,
+    "mlp": MLPFusion,
+    "mlp_linear": MLPLinearFusion,
 }
-# tanh (EF-LSTM) and LSTM hidden states (MFN) are bounded; ReLU/linear sub-network outputs (TFN,
-# LMF) and the MAG models' LayerNorm'd shifts are not.
+# tanh (EF-LSTM, the MLP) and LSTM hidden states (MFN) are bounded; ReLU/linear sub-network outputs
+# (TFN, LMF, the linear MLP) and the MAG models' LayerNorm'd shifts are not.
 BOUNDED = {"ef_lstm": True, "mfn": True, "tfn": False, "lmf": False}
-BOUNDED |= {"mag_bert": False, "mag_xlnet": False}
+BOUNDED |= {"mag_bert": False, "mag_xlnet": False, "mlp": True, "mlp_linear": False}
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
@@ -286,7 +291,7 @@ def test_registry_names_and_errors() -> None:
         default_training("mfn", "iemocap")
 
 
-@pytest.mark.parametrize("name", ("tfn", "lmf"))
+@pytest.mark.parametrize("name", ("tfn", "lmf", "mlp_linear"))
 def test_late_fusion_representations_are_unbounded(name: str) -> None:
     model = small_model(name).eval()
     batch = make_batch()

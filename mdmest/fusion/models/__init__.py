@@ -1,7 +1,8 @@
 """The paper's fusion models and one registry of them.
 
 EF-LSTM, TFN, LMF and MFN (MMSA 2.2.1's recurrent models) and MAG-BERT, MAG-XLNet (a pretrained
-transformer with a Multimodal Adaptation Gate). Importing this package does not import
+transformer with a Multimodal Adaptation Gate), and two small late-fusion MLPs for tabular views
+("mlp", "mlp_linear"; :mod:`mdmest.fusion.models.mlp`). Importing this package does not import
 ``transformers``: the MAG models import it when they are built.
 
 Every model class has ``from_preset(text_dim, audio_dim, video_dim, dataset="mosi", **overrides)``,
@@ -22,6 +23,7 @@ from mdmest.fusion.models.ef_lstm import EFLSTM
 from mdmest.fusion.models.lmf import LMF
 from mdmest.fusion.models.mag import MAGBert, MAGXLNet
 from mdmest.fusion.models.mfn import MFN
+from mdmest.fusion.models.mlp import MLPFusion, MLPLinearFusion
 from mdmest.fusion.models.tfn import TFN
 
 # Model name → model class: the one table the names, builders and settings below are read from.
@@ -32,6 +34,9 @@ _MODEL_CLASSES: dict[str, type[PresetFusionModel]] = {
     "mfn": MFN,
     "mag_bert": MAGBert,
     "mag_xlnet": MAGXLNet,
+    # Small late-fusion models for tabular views (one step per segment), e.g. scikit-learn tables.
+    "mlp": MLPFusion,
+    "mlp_linear": MLPLinearFusion,
 }
 
 #: Model name → builder, called as
@@ -120,6 +125,8 @@ __all__ = [
     "MAGBert",
     "MAGXLNet",
     "MFN",
+    "MLPFusion",
+    "MLPLinearFusion",
     "MODEL_REGISTRY",
     "TFN",
     "PresetFusionModel",

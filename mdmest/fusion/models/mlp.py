@@ -21,8 +21,10 @@ class MLPFusion(PresetFusionModel):
     Each view's features are averaged over its steps (tabular data has one step), encoded into
     :math:`z_k \in (-1, 1)^{\text{hidden}}`, and the prediction is
     ``Linear(ReLU(Linear(dropout([z_text; z_audio; z_video]))))``. The representations are bounded
-    by the tanh, but an encoder can still push them towards ±1, which is why the trainers'
-    Wasserstein penalty standardises them (see :meth:`TrainConfig.effective_measure_kwargs`).
+    by the tanh, so the trainers' Wasserstein penalty reads them as they are
+    (``bounded_representations = True``; see :meth:`TrainConfig.effective_measure_kwargs`).
+    Registered as model ``"mlp"``; :class:`MLPLinearFusion` (``"mlp_linear"``) is the same without
+    the tanh.
 
     Parameters
     ----------
@@ -95,4 +97,24 @@ class MLPFusion(PresetFusionModel):
         return FusionOutput(prediction, *zs)
 
 
-__all__ = ["MLPFusion"]
+class MLPLinearFusion(MLPFusion):
+    """:class:`MLPFusion` without the tanh: unbounded representations (model ``"mlp_linear"``),
+    which the trainers' Wasserstein penalty standardises."""
+
+    bounded_representations = False
+
+    def __init__(
+        self,
+        text_dim: int,
+        audio_dim: int,
+        video_dim: int,
+        *,
+        hidden_dim: int = 16,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__(
+            text_dim, audio_dim, video_dim, hidden_dim=hidden_dim, dropout=dropout, bounded=False
+        )
+
+
+__all__ = ["MLPFusion", "MLPLinearFusion"]

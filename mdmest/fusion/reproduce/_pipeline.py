@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mdmest.fusion.models import model_names
 from mdmest.fusion.reproduce._analysis import analyse
 from mdmest.fusion.reproduce._config import (
     ALL_MODELS,
@@ -30,7 +31,7 @@ from mdmest.fusion.reproduce._sources import (
 
 __all__ = ["KNOWN_MODELS", "ReproduceError", "check_request", "reproduce"]
 
-KNOWN_MODELS = (*ALL_MODELS, "mlp", "mlp_linear")
+KNOWN_MODELS = (*ALL_MODELS, *(m for m in model_names() if m not in ALL_MODELS))
 
 
 class ReproduceError(ValueError):

@@ -60,12 +60,6 @@ def _build(config: RunConfig, dataset, device: str = "cpu"):
         progress=False,
         device=device,
     )
-    if config.model in ("mlp", "mlp_linear"):
-        from mdmest.fusion.models.mlp import MLPFusion
-
-        model = MLPFusion(d_text, d_audio, d_video, bounded=config.model == "mlp")
-        train = TrainConfig(batch_size=32, lr=1e-3, weight_decay=1e-4, task_loss="l1", **common)
-        return model, train
     from mdmest.fusion.models import build_model
 
     preset = dataset.preset or "mosi"
@@ -85,7 +79,7 @@ def train_run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     from mdmest.fusion.training import Trainer, drop_ratios, seed_everything
 
     torch.set_num_threads(1)
-    reads_words = not config.model.startswith("mlp") and model_class(config.model).reads_words
+    reads_words = model_class(config.model).reads_words
     # ``device`` is not part of the run's key: a run on a GPU stands for the same configuration.
     dataset = load_run_data(
         config.data,
