@@ -40,12 +40,22 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-def _measure_option(text: str) -> tuple[str, str, object]:
-    penalty, sep, rest = text.partition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected PENALTY:KEY=VALUE, got {text!r}")
-    key, value = key_value(rest)
-    return penalty, key, value
+def _scoped_option(scope: str):
+    def parse(text: str) -> tuple[str, str, object]:
+        name, sep, rest = text.partition(":")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected {scope}:KEY=VALUE, got {text!r}")
+        key, value = key_value(rest)
+        return name, key, value
+
+    return parse
+
+
+def _by_name(options: list[tuple[str, str, object]]) -> dict[str, dict]:
+    grouped: dict[str, dict] = {}
+    for name, key, value in options:
+        grouped.setdefault(name, {})[key] = value
+    return grouped
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,11 +97,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps-per-epoch", type=positive_int)
     parser.add_argument(
         "--measure-option",
-        type=_measure_option,
+        type=_scoped_option("PENALTY"),
         action="append",
         default=[],
         metavar="P:KEY=VALUE",
         help="measure keyword for one penalty, e.g. wasserstein:normalize=false (repeatable)",
+    )
+    parser.add_argument(
+        "--model-option",
+        type=_scoped_option("MODEL"),
+        action="append",
+        default=[],
+        metavar="M:KEY=VALUE",
+        help="constructor keyword replacing a model's preset, e.g. ef_lstm:num_layers=1 (repeatable)",
     )
     parser.add_argument(
         "--data-option",
@@ -122,9 +140,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     if args.seeds < MIN_SEEDS:
         raise UserError(f"--seeds must be at least {MIN_SEEDS} for a paired test, got {args.seeds}")
-    measure_kwargs: dict[str, dict] = {}
-    for penalty, key, value in args.measure_option:
-        measure_kwargs.setdefault(penalty, {})[key] = value
     try:
         analysis = reproduce(
             args.data,
@@ -136,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             patience=args.patience,
             max_steps_per_epoch=args.max_steps_per_epoch,
-            measure_kwargs=measure_kwargs,
+            measure_kwargs=_by_name(args.measure_option),
+            model_kwargs=_by_name(args.model_option),
             data_options=dict(args.data_option),
             out=args.out,
             cache=args.cache,

@@ -42,6 +42,30 @@ def test_grid_has_one_run_per_cell_and_stable_keys():
     )
 
 
+def test_model_options_reach_the_model_and_its_key_only():
+    # The key of a run on the preset is the one runs had before model options existed (this run's
+    # file is in the breast-cancer cache that docs/results/reproduce_breast_cancer was made from).
+    preset = RunConfig(
+        "breast_cancer", "mlp", "wasserstein", 1.0, 3, epochs=40, patience=8,
+        measure_kwargs={"normalize": True},
+    )  # fmt: skip
+    assert preset.key() == "0078a4fa09df3204" and "model_kwargs" not in preset.to_dict()
+    grid = GridSpec("planted:1.0", ("mlp", "lmf"), seeds=tuple(range(5)), weights=(0.1,))
+    grid.model_kwargs = {"mlp": {"hidden_dim": 4}}
+    runs = grid.runs()
+    assert {r.model for r in runs if r.model_kwargs} == {"mlp"}
+    changed = next(r for r in runs if r.model_kwargs)
+    assert RunConfig(**changed.to_dict()) == changed
+    assert changed.key() != RunConfig(**{**changed.to_dict(), "model_kwargs": {}}).key()
+    record = train_run(
+        RunConfig(
+            "planted:1.0", "mlp", "none", 0.0, 0, epochs=1, model_kwargs={"hidden_dim": 4},
+            data_options={"n_train": 16, "n_valid": 8, "n_test": 8},
+        )
+    )  # fmt: skip
+    assert record["config"]["model_kwargs"] == {"hidden_dim": 4}
+
+
 def test_an_interrupted_grid_resumes_without_training_twice(tmp_path):
     runs = tiny_grid()
     cache = RunCache(tmp_path / "runs")
@@ -173,6 +197,9 @@ def test_verdicts_and_claims():
         (["--data", "breast_cancer", "--penalties", "dv"], "include 'none'"),
         (["--data", "breast_cancer", "--weights", "x"], "weights"),
         (["--data", "breast_cancer", "--device", "gpu"], "not a valid torch device"),
+        (["--data", "breast_cancer", "--model-option", "hidden_dim=8"], "MODEL:KEY=VALUE"),
+        (["--data", "breast_cancer", "--model-option", "lmf:rank=2"], "not among the models"),
+        (["--data", "breast_cancer", "--model-option", "mlp:width=8"], "valid: hidden_dim"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys, tmp_path):

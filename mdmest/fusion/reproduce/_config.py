@@ -51,8 +51,9 @@ class RunConfig:
 
     ``fold`` is -1 for data sources with fixed splits, else the cross-validation fold (with ``seed``
     as the repetition: the folds are drawn with the seed). ``epochs``, ``patience``,
-    ``max_steps_per_epoch`` and ``data_options`` are part of the hash, so changing them never reuses
-    a run made with other settings.
+    ``max_steps_per_epoch``, ``data_options`` and ``model_kwargs`` (constructor keywords that
+    replace the preset's) are part of the hash, so changing them never reuses a run made with other
+    settings.
     """
 
     data: str
@@ -69,9 +70,13 @@ class RunConfig:
     measure_kwargs: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not out["model_kwargs"]:  # the preset: the key of the runs made before the field
+            del out["model_kwargs"]
+        return out
 
     def key(self) -> str:
         """SHA-256 (first 16 hex digits) of the configuration's canonical JSON."""
@@ -101,6 +106,7 @@ class GridSpec:
     max_steps_per_epoch: int | None = None
     measure_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def runs(self) -> list[RunConfig]:
         """Every run, seed-major so that an interrupted grid has whole seeds done first."""
@@ -126,6 +132,7 @@ class GridSpec:
                                     max_steps_per_epoch=self.max_steps_per_epoch,
                                     measure_kwargs=dict(self.measure_kwargs.get(penalty, {})),
                                     data_options=dict(self.data_options),
+                                    model_kwargs=dict(self.model_kwargs.get(model, {})),
                                 )
                             )
         return out

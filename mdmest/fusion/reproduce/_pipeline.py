@@ -4,13 +4,14 @@ run (or resume) the grid, analyse it and write the report."""
 from __future__ import annotations
 
 import functools
+import inspect
 import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mdmest.fusion.models import model_names
+from mdmest.fusion.models import model_class, model_names
 from mdmest.fusion.reproduce._analysis import analyse
 from mdmest.fusion.reproduce._config import (
     ALL_MODELS,
@@ -39,7 +40,12 @@ class ReproduceError(ValueError):
 
 
 def check_request(
-    data: str, models: Sequence[str], seeds: Sequence[int], penalties: Sequence[str], folds: int
+    data: str,
+    models: Sequence[str],
+    seeds: Sequence[int],
+    penalties: Sequence[str],
+    folds: int,
+    model_kwargs: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """Raise :class:`ReproduceError` on a bad request; return notes (models skipped)."""
     unknown = [m for m in models if m not in KNOWN_MODELS]
@@ -54,6 +60,17 @@ def check_request(
         raise ReproduceError(
             f"at least {MIN_SEEDS} distinct seeds are needed for a paired test, got {len(set(seeds))}"
         )
+    for model, kwargs in (model_kwargs or {}).items():
+        if model not in models:
+            raise ReproduceError(
+                f"model options for {model!r}, which is not among the models run {list(models)}"
+            )
+        valid = _constructor_keywords(model)
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ReproduceError(
+                f"unknown option(s) {unknown} of model {model!r}; valid: {', '.join(valid)}"
+            )
     if folds and folds < 3:
         raise ReproduceError(f"--folds must be 0 (fixed splits) or >= 3, got {folds}")
     try:
@@ -66,6 +83,12 @@ def check_request(
     if not tabular and any(m.startswith("mlp") for m in models) and source_kind(data) != "planted":
         raise ReproduceError("the mlp model is for tabular or planted data only")
     return [note for m in models if (note := backbone_note(m))]
+
+
+def _constructor_keywords(model: str) -> list[str]:
+    """The keyword-only settings of a model's constructor (what ``--model-option`` may set)."""
+    parameters = inspect.signature(model_class(model).__init__).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
 def reproduce(
@@ -81,6 +104,7 @@ def reproduce(
     max_steps_per_epoch: int | None = None,
     measure_kwargs: dict[str, dict[str, Any]] | None = None,
     data_options: dict[str, Any] | None = None,
+    model_kwargs: dict[str, dict[str, Any]] | None = None,
     out: str | Path = "results/reproduce",
     cache: str | Path | None = None,
     workers: int = 1,
@@ -97,7 +121,7 @@ def reproduce(
     if models is None:
         models = ("mlp",) if source_kind(data) in TABULAR_SOURCES else ALL_MODELS
     folds = default_folds(data) if folds is None else folds
-    notes = check_request(data, models, seeds, penalties, folds)
+    notes = check_request(data, models, seeds, penalties, folds, model_kwargs)
     for note in notes:
         log(note)
     runnable = tuple(m for m in models if backbone_note(m) is None)
@@ -113,6 +137,7 @@ def reproduce(
         max_steps_per_epoch=max_steps_per_epoch,
         measure_kwargs=dict(measure_kwargs or {}),
         data_options=dict(data_options or {}),
+        model_kwargs={m: dict(kw) for m, kw in (model_kwargs or {}).items()},
     )
     out = Path(out)
     run_cache = RunCache(cache if cache is not None else out / "runs")
@@ -133,6 +158,7 @@ def reproduce(
         "penalty weight grid (chosen per seed on validation)": ", ".join(f"{w:g}" for w in weights),
         "epochs (best on validation MAE), patience": f"{epochs}, {patience}",
         "measure kwargs": measure_kwargs or "library defaults (Trainer rule)",
+        **({"model kwargs (replacing the presets')": model_kwargs} if model_kwargs else {}),
         "hardware": f"{platform.machine()} {device}, 1 thread per run, {workers} worker(s)",
         "wall time of this call": f"{(time.perf_counter() - started) / 60:.1f} min",
     }

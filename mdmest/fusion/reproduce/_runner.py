@@ -64,7 +64,9 @@ def _build(config: RunConfig, dataset, device: str = "cpu"):
 
     preset = dataset.preset or "mosi"
     train = TrainConfig.for_model(config.model, preset, **common)
-    model = build_model(config.model, d_text or 0, d_audio, d_video, dataset=preset)
+    model = build_model(
+        config.model, d_text or 0, d_audio, d_video, dataset=preset, **config.model_kwargs
+    )
     return model, train
 
 
