@@ -31,6 +31,7 @@ Usage::
     python benchmarks/task_suite.py --quick --only pair --only "tc=1.0"   # 2000 rows, 1 seed
     python benchmarks/task_suite.py --tasks two --estimators mdmest,ksg
     python benchmarks/task_suite.py --summarize                      # only rebuild the outputs
+    python benchmarks/task_suite.py --estimators mdmest --estimate-option lr=2e-3 --out results/lr
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def run_one(estimator: str, views: Sequence[np.ndarray], seed: int, args) -> dic
     step_seconds = None
     start = time.perf_counter()
     if estimator == "mdmest":
-        result = estimate(views, "dv", seed=seed, progress=False)
+        result = estimate(views, "dv", seed=seed, progress=False, **args.estimate_options)
         value = result.value
         step_seconds = getattr(result, "step_seconds", None)
     elif estimator == "infonce":
@@ -397,6 +398,17 @@ def _split(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _estimate_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE, the value read as JSON where it parses (2e-3, 1024, null, true), else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
@@ -415,6 +427,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated, among {', '.join(ESTIMATORS)}",
     )
     parser.add_argument("--quick", action="store_true", help="2000 rows, 1 seed")
+    parser.add_argument(
+        "--estimate-option",
+        type=_estimate_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of mdmest.estimate for the mdmest runs, e.g. lr=2e-3 (repeatable; the "
+        "CSV does not record it: give such runs their own --out)",
+    )
     parser.add_argument("--infonce-steps", type=int, default=2000)
     parser.add_argument("--ksg-k", type=int, default=3)
     parser.add_argument(
@@ -425,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-plot", action="store_true", help="skip task_suite.png")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    args.estimate_options = dict(args.estimate_option)
     if args.quick:
         args.rows, args.seeds = 2000, 1
     unknown = sorted(set(args.estimators) - set(ESTIMATORS))

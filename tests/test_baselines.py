@@ -174,3 +174,21 @@ def test_step_times_runs_the_suite_and_its_control(tmp_path, monkeypatch):
 
 def _few_steps(estimate):
     return lambda views, measure, **kw: estimate(views, measure, steps=60, **kw)
+
+
+def test_task_suite_passes_estimate_options(tmp_path, monkeypatch):
+    suite = _script("task_suite")
+    seen, original = [], suite.estimate
+
+    def recording(views, measure, **options):
+        seen.append(options)
+        return original(views, measure, **{**options, "steps": 5})
+
+    monkeypatch.setattr(suite, "estimate", recording)
+    monkeypatch.setattr(suite, "load_tasks", lambda which="all", only=(): [correlated_pair(0.5, 1)])
+    argv = ["--rows", "400", "--seeds", "1", "--estimators", "mdmest", "--no-plot", "--no-progress"]
+    argv += ["--estimate-option", "lr=2e-3", "--estimate-option", "transform=null"]
+    assert suite.main([*argv, "--out", str(tmp_path)]) == 0
+    assert seen and all(o["lr"] == 0.002 and o["transform"] is None for o in seen)
+    with pytest.raises(SystemExit):
+        suite.main([*argv, "--estimate-option", "lr", "--out", str(tmp_path)])
