@@ -34,9 +34,9 @@ class MLPFusion(PresetFusionModel):
         Width of each encoder and of each :math:`z_k`.
     dropout : float, default 0.1
         Dropout on the concatenated representations.
-    bounded : bool, default True
-        With False the encoders' outputs are linear (no tanh) and the instance's
-        ``bounded_representations`` is False.
+    bounded : bool, optional
+        Whether the encoders end with the tanh (the instance's ``bounded_representations``);
+        default: the class's (True here, False for :class:`MLPLinearFusion`).
 
     Examples
     --------
@@ -65,7 +65,7 @@ class MLPFusion(PresetFusionModel):
         *,
         hidden_dim: int = 16,
         dropout: float = 0.1,
-        bounded: bool = True,
+        bounded: bool | None = None,
     ) -> None:
         super().__init__()
         check_sizes(
@@ -82,7 +82,8 @@ class MLPFusion(PresetFusionModel):
             nn.Linear(3 * hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1)
         )
         self.representation_dims = (hidden_dim, hidden_dim, hidden_dim)
-        self.bounded_representations = bool(bounded)
+        if bounded is not None:
+            self.bounded_representations = bool(bounded)
 
     def forward(self, batch: dict) -> FusionOutput:
         """Predict (B,) and return z_text, z_audio, z_video of shape (B, hidden_dim)."""
@@ -102,19 +103,6 @@ class MLPLinearFusion(MLPFusion):
     which the trainers' Wasserstein penalty standardises."""
 
     bounded_representations = False
-
-    def __init__(
-        self,
-        text_dim: int,
-        audio_dim: int,
-        video_dim: int,
-        *,
-        hidden_dim: int = 16,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__(
-            text_dim, audio_dim, video_dim, hidden_dim=hidden_dim, dropout=dropout, bounded=False
-        )
 
 
 __all__ = ["MLPFusion", "MLPLinearFusion"]
