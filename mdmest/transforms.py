@@ -5,8 +5,11 @@ unchanged by an invertible map of each view, so a map fitted on the training row
 all rows before the critic sees them. The Gaussian copula map sends each feature through its own
 empirical distribution function and then the standard-normal quantile: heavy tails, outliers and
 odd scales become plain standard-normal marginals, while the dependency (the copula) is kept.
-Wasserstein dependency is not invariant (its value is in the units of the views): never transform
-for it.
+
+Wasserstein dependency is not invariant under such maps (its value is in the units of the views),
+but it is under a translation of each feature, and it scales with one factor common to all
+features: :class:`CommonScale` centres every feature and divides all of them by one number, so the
+critic sees rows of unit size, and the value is multiplied back by that number.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["GaussianCopula", "TRANSFORMS"]
+__all__ = ["CommonScale", "GaussianCopula", "TRANSFORMS", "fit_common_scale"]
 
 #: Names ``mdmest.estimate(transform=...)`` accepts besides ``None`` and "auto".
-TRANSFORMS = ("whitened_copula", "copula")
+TRANSFORMS = ("whitened_copula", "copula", "scale")
 
 
 @dataclass
@@ -95,3 +98,46 @@ class GaussianCopula:
         if self.whitening is not None:
             z = (z - self.mean) @ self.whitening
         return z
+
+
+@dataclass
+class CommonScale:
+    r"""One view's rows centred per feature and divided by a scale shared by all views.
+
+    Fitted with :func:`fit_common_scale`. The Wasserstein dependency (Euclidean cost on the
+    concatenated views) is unchanged by the translation and multiplied by ``1 / scale`` by the
+    division, so a value computed on the mapped rows times ``scale`` is the value of the rows as
+    given: a critic trained on rows of unit size, where its Lipschitz constraint and learning rate
+    work, reports the views' own units.
+
+    Examples
+    --------
+    >>> x, y = np.array([[0.0], [2e6]]), np.array([[1e6], [3e6]])
+    >>> maps = fit_common_scale([x, y])
+    >>> maps[0].scale, maps[0].transform(x).ravel().tolist(), maps[1].transform(y).ravel().tolist()
+    (1000000.0, [-1.0, 1.0], [-1.0, 1.0])
+    """
+
+    mean: np.ndarray
+    scale: float
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Map ``x`` of shape (n, d), the d of the fitted view; returns float64."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"expected rows of {self.mean.shape[0]} features, got shape {tuple(x.shape)}"
+            )
+        return (x - self.mean) / self.scale
+
+
+def fit_common_scale(views: list[np.ndarray]) -> list[CommonScale]:
+    """One :class:`CommonScale` per view, fitted on its training rows: each feature's mean, and
+    the root of the mean variance over all features of all views as the common scale (1 when
+    every feature is constant)."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in views]
+    variances = np.concatenate([a.var(axis=0) for a in arrays])
+    scale = float(np.sqrt(variances.mean()))
+    if not (np.isfinite(scale) and scale > 0):
+        scale = 1.0
+    return [CommonScale(mean=a.mean(axis=0), scale=scale) for a in arrays]

@@ -110,8 +110,10 @@ PUBLIC = {
         "task_suite",
     },
     "mdmest.transforms": {
+        "CommonScale",
         "GaussianCopula",
         "TRANSFORMS",
+        "fit_common_scale",
     },
     "mdmest.io": {
         "atomic_open",

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import mdmest
+import mdmest.transforms
 from mdmest import WassersteinDependency, make_measure
 from mdmest import functional as Fn
 from mdmest.tasks import correlated_pair
@@ -212,17 +213,21 @@ def test_default_spectral_norm_critic_is_exactly_one_lipschitz_after_training():
 # --- accuracy ---------------------------------------------------------------------------------
 
 
-def critic_value_on_fresh_rows(measure, rho, dim, rows=100_000, seed=99):
-    """E_p[T] − E_q[T] of the trained critic on fresh rows: the estimator's bias without the
-    sampling noise of the held-out rows."""
+def critic_value_on_fresh_rows(result, rho, dim, rows=100_000, seed=99):
+    """E_p[T] − E_q[T] of the trained critic of an ``estimate`` result on fresh rows, in the
+    views' units: the estimator's bias without the sampling noise of the held-out rows."""
     task = correlated_pair(rho, dim)
-    x, y = (torch.as_tensor(v) for v in task.sample(rows, seed=seed))
-    x2, y2 = (torch.as_tensor(v) for v in task.sample(rows, seed=seed + 1))
-    measure.eval()
+
+    def tensors(sample):
+        return [torch.as_tensor(v, dtype=torch.float32) for v in result.transform_views(sample)]
+
+    x, y = tensors(task.sample(rows, seed=seed))
+    x2, y2 = tensors(task.sample(rows, seed=seed + 1))
+    measure = result.measure.eval()
     with torch.no_grad():
         joint = measure.critic_scores(torch.cat([x, y], 1)).mean()
         product = measure.critic_scores(torch.cat([x2, y2.flip(0)], 1)).mean()
-    return float(joint - product)
+    return float(joint - product) * result.value_scale
 
 
 @pytest.mark.slow
@@ -232,7 +237,7 @@ def test_gradient_penalty_critic_is_within_seven_percent_of_exact_w1(rho):
     data = correlated_pair(rho, dim).sample(4000, seed=0)
     result = mdmest.estimate(data, "wasserstein", steps=1000, seed=0, progress=False)
     truth = PAIR_W1[(rho, dim)]
-    value = critic_value_on_fresh_rows(result.measure, rho, dim)
+    value = critic_value_on_fresh_rows(result, rho, dim)
     assert value == pytest.approx(truth, rel=0.07)
 
 
@@ -243,6 +248,37 @@ def test_spectral_norm_critic_is_within_seven_percent_of_exact_w1():
     result = mdmest.estimate(
         data, "wasserstein", lipschitz="spectral_norm", steps=500, seed=0, progress=False
     )
-    value = critic_value_on_fresh_rows(result.measure, rho, dim)
+    value = critic_value_on_fresh_rows(result, rho, dim)
     assert value == pytest.approx(PAIR_W1[(rho, dim)], rel=0.07)
     assert value <= PAIR_W1[(rho, dim)]  # exactly 1-Lipschitz: a lower bound up to sampling
+
+
+def test_fit_common_scale_centres_and_shares_one_scale():
+    rng = np.random.default_rng(0)
+    views = [rng.normal(5.0, 3.0, (500, 2)), rng.normal(-1.0, 1.0, (500, 1))]
+    maps = mdmest.transforms.fit_common_scale(views)
+    mapped = [m.transform(v) for m, v in zip(maps, views)]
+    assert maps[0].scale == maps[1].scale
+    assert np.allclose([z.mean(axis=0) for z in mapped][0], 0.0, atol=1e-12)
+    assert np.concatenate([z.var(axis=0) for z in mapped]).mean() == pytest.approx(1.0)
+    assert mdmest.transforms.fit_common_scale([np.ones((4, 1)), np.ones((4, 2))])[0].scale == 1.0
+    with pytest.raises(ValueError, match="expected rows of 2 features"):
+        maps[0].transform(np.zeros((3, 1)))
+
+
+def test_wasserstein_estimate_is_in_the_views_units_at_any_scale():
+    # Untransformed, views scaled by 1e-3 read -72% and by 1e3 +187% (a critic whose inputs are
+    # far from unit size); with the default common scale the value scales with the views.
+    data = correlated_pair(0.6, 1).sample(3000, seed=0)
+    values = {}
+    for scale in (1e-3, 1.0, 1e3):
+        result = mdmest.estimate(
+            [v * scale for v in data], "wasserstein", steps=400, progress=False
+        )
+        assert result.transform == "scale" and result.value_scale == pytest.approx(scale, rel=0.1)
+        values[scale] = result.value / scale
+    assert values[1e-3] == pytest.approx(values[1.0], rel=1e-3)
+    assert values[1e3] == pytest.approx(values[1.0], rel=1e-3)
+    assert values[1.0] == pytest.approx(PAIR_W1[(0.6, 1)], rel=0.15)
+    raw = mdmest.estimate(data, "wasserstein", transform=None, steps=5, progress=False)
+    assert raw.transform is None and raw.transforms is None and raw.value_scale == 1.0

@@ -37,6 +37,7 @@ from mdmest.estimation.recipes import (
     _fit_transforms,
     _recipe,
     _resolve_transform,
+    _value_scale,
     thorough_alternative,
 )
 from mdmest.estimation.result import EstimateResult, EstimateWarning
@@ -111,7 +112,7 @@ def estimate(
         ones) and ``negatives="auto"`` (see docs/benchmarks.md, section 3 "Accuracy ladder").
     transform : str, optional
         A map of each view fitted on the training rows and applied to all rows before the critic
-        (:class:`~mdmest.transforms.GaussianCopula`). "copula": each feature's empirical
+        (:class:`~mdmest.transforms.GaussianCopula`, :class:`~mdmest.transforms.CommonScale`). "copula": each feature's empirical
         distribution function, then the standard-normal quantile. "whitened_copula": the same,
         then the view is whitened (an invertible linear map fitted on the same rows). Total
         correlation and every f-divergence are unchanged by such maps (they are invertible on each
@@ -119,10 +120,14 @@ def estimate(
         pairs of Student-t vectors with 1 or 2 degrees of freedom read far below zero); the second
         also makes dependency carried by directions of small variance as visible as any other
         (Gaussian views with random within-view spectra); measured: see docs/core.md, section
-        "`estimate` — a value from arrays". "auto" (default): "whitened_copula" for "dv" and "f"
-        (any divergence), ``None`` for "wasserstein", whose value depends on the scale of the
-        views (a transform there raises). ``None``: the rows as given (the values of earlier
-        releases).
+        "`estimate` — a value from arrays". "scale": every feature centred and all divided by one
+        common scale, the value multiplied back (the Wasserstein value is unchanged by
+        translations and proportional to a common scale, so it stays in the views' units, while
+        the critic trains on rows of unit size: untransformed, views scaled by 1e-3 or 1e3 read
+        −72% and +187%; see docs/core.md, "Wasserstein dependency"). "auto" (default):
+        "whitened_copula" for "dv" and "f" (any divergence), "scale" for "wasserstein" (the
+        copula maps there raise), ``None`` for any other measure instance. ``None``: the rows as
+        given (the values of earlier releases).
     decomposition : str, optional
         For "dv" and "f" by name. ``None`` (default): one critic over all the views. "tree" or
         "chain": the total correlation as a sum of K − 1 two-group mutual informations, one critic
@@ -271,6 +276,9 @@ def estimate(
             value, stderr = _evaluate(_evaluated(measure), test, eval_negatives)
         finally:
             measure.generator = None
+    # In the views' units: the Wasserstein value on rows divided by a common scale, times it.
+    unit = _value_scale(measure, fitted)
+    value, stderr, history = value * unit, stderr * unit, history * unit
     result = EstimateResult(
         value=value,
         stderr=stderr,
@@ -283,6 +291,7 @@ def estimate(
         step_seconds=step_seconds,
         transform=transform,
         transforms=fitted,
+        value_scale=unit,
     )
     _warn_if_untrustworthy(result)
     return result

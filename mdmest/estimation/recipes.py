@@ -13,9 +13,10 @@ from mdmest.measures import (
     DependencyMeasure,
     FTotalCorrelation,
     TotalCorrelation,
+    WassersteinDependency,
     make_measure,
 )
-from mdmest.transforms import TRANSFORMS, GaussianCopula
+from mdmest.transforms import TRANSFORMS, GaussianCopula, fit_common_scale
 
 __all__ = [
     "thorough_alternative",
@@ -89,13 +90,14 @@ def _resolve_transform(transform, measure) -> str | None:
     kl_type = name in KL_MEASURES or isinstance(
         measure, (TotalCorrelation, FTotalCorrelation, DecomposedTotalCorrelation)
     )
+    wasserstein = name == "wasserstein" or isinstance(measure, WassersteinDependency)
     if transform == "auto":
-        return "whitened_copula" if kl_type else None
+        return "whitened_copula" if kl_type else "scale" if wasserstein else None
     check_choice("transform", transform, ("auto", *TRANSFORMS, None))
-    if transform is not None and not kl_type:
+    if transform not in (None, "scale") and not kl_type:
         raise ValueError(
             f"transform={transform!r} is valid for 'dv' and 'f' only: the Wasserstein value "
-            "depends on the scale of the views; pass transform=None"
+            "depends on the scale of the views; pass transform='scale' (the default) or None"
         )
     return transform
 
@@ -104,8 +106,18 @@ def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
     """One map per view fitted on its training rows, or ``None`` without a transform."""
     if transform is None:
         return None
+    if transform == "scale":
+        return fit_common_scale(train_rows)
     whiten = transform == "whitened_copula"
     return [GaussianCopula(whiten=whiten).fit(rows) for rows in train_rows]
+
+
+def _value_scale(measure, fitted) -> float:
+    """What the measure's values on the mapped rows are multiplied by to be in the views' units:
+    the common scale for a Wasserstein measure (1-homogeneous), 1 for the KL type (invariant)."""
+    if fitted and isinstance(measure, WassersteinDependency) and hasattr(fitted[0], "scale"):
+        return fitted[0].scale
+    return 1.0
 
 
 def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from mdmest._base import DependencyMeasure
 from mdmest.decomposition import DecomposedTotalCorrelation
-from mdmest.transforms import GaussianCopula
+from mdmest.transforms import CommonScale, GaussianCopula
 
 __all__ = ["EstimateResult", "EstimateWarning"]
 
@@ -49,7 +49,12 @@ class EstimateResult:
     step_seconds : numpy.ndarray
         Wall-clock seconds of each training step (on an accelerator, the time to queue it).
     transform : str, optional
-        The transform applied before the critic ("whitened_copula" or "copula"), or ``None``.
+        The transform applied before the critic ("whitened_copula", "copula" or "scale"), or
+        ``None``.
+    value_scale : float
+        What the measure's values on transformed rows (``result.transform_views``) are multiplied
+        by to be in the views' units: the common scale of ``transform="scale"`` for a Wasserstein
+        measure, otherwise 1. ``value``, ``stderr``, ``history`` and ``train_bound`` already are.
     candidates : dict of str to float, optional
         With ``thorough=True``: the held-out value of each setting trained ("default", and
         "weight_decay" or "tree_weight_decay"), of which ``value`` is the larger. Otherwise ``None``.
@@ -75,7 +80,8 @@ class EstimateResult:
     step_seconds: np.ndarray = field(default_factory=lambda: np.empty(0))
     transform: str | None = None
     candidates: dict[str, float] | None = None
-    transforms: list[GaussianCopula] | None = None
+    transforms: list[GaussianCopula | CommonScale] | None = None
+    value_scale: float = 1.0
 
     def __float__(self) -> float:
         return self.value
