@@ -130,6 +130,10 @@ def torchrun_session(device: str) -> Iterator[tuple[str, bool]]:
         else:
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
                 yield device, False
+        # Every rank done with its collectives before any tears the group down: a rank that
+        # destroyed it while another was still in its last one was seen to abort at exit
+        # ("terminate called without an active exception").
+        dist.barrier()
     finally:
         sys.stdout.flush()
         dist.destroy_process_group()
