@@ -62,9 +62,7 @@ def control(result, views: Sequence[np.ndarray], steps: int, batch_size: int) ->
     """Wall seconds of ``steps`` forward-and-backward passes of the trained measure on one fixed
     batch of its (transformed) training inputs: constant work."""
     measure = result.measure
-    rows = [np.asarray(v, dtype=np.float64).reshape(len(v), -1)[:batch_size] for v in views]
-    if result.transforms:
-        rows = [f.transform(r) for f, r in zip(result.transforms, rows)]
+    rows = result.transform_views([v[:batch_size] for v in views])
     dtype = next(measure.parameters()).dtype
     batch = [torch.as_tensor(r, dtype=dtype) for r in rows]
     measure.train()
@@ -135,12 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         views = task.sample(args.rows, seed=DATA_SEED)
         result = estimate(views, "dv", seed=0, progress=False)
         steps = len(result.step_seconds)
-        negatives = [getattr(p, "negatives", None) for p in getattr(result.measure, "terms", [])]
+        parts = getattr(result.measure, "terms", [result.measure])  # a decomposition's terms
         records.append(
             {
                 "task": task.name,
                 "views": len(task.dims),
-                "negatives": result.measure.negatives if not negatives else max(negatives),
+                "negatives": max(part.negatives for part in parts),
                 "train": ratios(result.step_seconds, args.window),
                 "control": ratios(control(result, views, steps, 256), args.window),
             }

@@ -16,7 +16,7 @@ from mdmest.measures import (
     WassersteinDependency,
     make_measure,
 )
-from mdmest.transforms import TRANSFORMS, GaussianCopula, fit_common_scale
+from mdmest.transforms import TRANSFORMS, CommonScale, GaussianCopula, fit_common_scale
 
 __all__ = [
     "thorough_alternative",
@@ -115,7 +115,7 @@ def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
 def _value_scale(measure, fitted) -> float:
     """What the measure's values on the mapped rows are multiplied by to be in the views' units:
     the common scale for a Wasserstein measure (1-homogeneous), 1 for the KL type (invariant)."""
-    if fitted and isinstance(measure, WassersteinDependency) and hasattr(fitted[0], "scale"):
+    if fitted and isinstance(measure, WassersteinDependency) and isinstance(fitted[0], CommonScale):
         return fitted[0].scale
     return 1.0
 
