@@ -76,10 +76,13 @@ PUBLIC = {
         "EstimateInputError",
         "EstimateResult",
         "EstimateWarning",
+        "REFIT_WEIGHT_DECAY",
         "THOROUGH_SPLIT_NATS",
         "THOROUGH_WEIGHT_DECAY",
         "estimate",
         "minimum_rows",
+        "overfits",
+        "still_rising",
         "thorough_alternative",
     },
     "mdmest.reference": {

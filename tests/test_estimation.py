@@ -8,7 +8,7 @@ import torch
 
 import mdmest
 from mdmest.reference import wasserstein_dependency
-from mdmest.tasks import StudentTTask, correlated_pair, gaussian_task_with_tc
+from mdmest.tasks import StudentTTask, TransformedTask, correlated_pair, gaussian_task_with_tc
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +210,60 @@ def test_small_samples_never_read_far_below_zero():
             result = mdmest.estimate(task.sample(rows, seed=seed), "dv", seed=seed, progress=False)
         assert result.n_validation > 0 and result.value > -0.1
         assert result.stderr > 0
+
+
+def test_refit_trains_again_with_weight_decay_when_the_critic_overfits():
+    # Weak dependency among wide views: the critic learns noise of its training rows.
+    views = gaussian_task_with_tc(0.5, (20, 20, 20)).sample(5000, seed=0)
+    budget = dict(steps=300, progress=False)
+    first = mdmest.estimate(views, "dv", refit=False, **budget)
+    assert mdmest.estimation.overfits(first.train_bound, first.value, first.stderr)
+    assert first.candidates is None and first.n_validation == 0
+    result = mdmest.estimate(views, "dv", **budget)
+    assert set(result.candidates) == {"default", "weight_decay"}
+    assert result.candidates["default"] == first.value  # the same first run
+    assert result.value == max(result.candidates.values())
+    assert result.value >= first.value  # never below the first run (here 0.321 against 0.315)
+
+
+def test_refit_adds_nothing_where_the_critic_does_not_overfit():
+    views = gaussian_task_with_tc(1.0, (2, 2)).sample(5000, seed=0)
+    budget = dict(steps=300, progress=False)
+    result = mdmest.estimate(views, "dv", **budget)
+    first = mdmest.estimate(views, "dv", refit=False, **budget)
+    assert not mdmest.estimation.overfits(first.train_bound, first.value, first.stderr)
+    assert result.candidates is None and result.value == first.value
+
+
+def test_overfits_needs_a_gap_beyond_the_bound_fraction_the_noise_and_a_floor():
+    overfits = mdmest.estimation.overfits
+    assert overfits(1.0, 0.9, 0.01)  # 0.1 nats below: more than 5% of the bound
+    assert not overfits(1.0, 0.96, 0.01)  # within 5%
+    assert not overfits(1.0, 0.9, 0.05)  # within 3 standard errors
+    assert overfits(0.1, 0.07, 0.001) and not overfits(0.1, 0.09, 0.001)  # the 0.02-nat floor
+    assert overfits(1.0, 0.5, float("nan"))  # no standard error: the other two rules
+
+
+def test_refit_trains_a_still_rising_critic_as_long_again():
+    # The spiral (each view turned by an angle growing with its radius) is slow to learn: at 300
+    # steps the training bound still rises by 6% over the last quarter.
+    task = TransformedTask(gaussian_task_with_tc(1.0, (2, 2)), "spiral")
+    views = task.sample(5000, seed=0)
+    first = mdmest.estimate(views, "dv", steps=300, refit=False, progress=False)
+    assert mdmest.estimation.still_rising(first.history, first.value, first.stderr)
+    result = mdmest.estimate(views, "dv", steps=300, progress=False)
+    assert result.history.shape == result.step_seconds.shape == (600,)
+    np.testing.assert_array_equal(result.history[:300], first.history)
+    assert result.candidates["default"] == first.value
+    assert result.value == max(result.candidates.values())
+    assert set(result.candidates) == {"default", "extended"}
+
+
+def test_still_rising_reads_the_last_two_quarters_of_the_bound():
+    still_rising = mdmest.estimation.still_rising
+    flat = np.r_[np.linspace(0, 1, 100), np.ones(100)]
+    assert not still_rising(flat, 1.0, 0.01)
+    climbing = np.linspace(0, 1, 200)  # the last quarter 0.25 above the one before
+    assert still_rising(climbing, 0.9, 0.01)
+    assert not still_rising(climbing, 0.5, 0.01)  # overfit: not trained further
+    assert not still_rising(climbing[:80], 0.3, 0.01)  # too few steps to tell

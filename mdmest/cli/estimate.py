@@ -92,6 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="for dv and f: the most accurate setting, at twice the training (also trains the "
         "alternative the first value points to, keeps the larger value)",
     )
+    parser.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="for dv and f: report the first run as it is (by default a critic that overfits is "
+        "trained again with weight decay 0.3, one still learning is trained as long again, and "
+        "the larger value is kept)",
+    )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -208,6 +215,7 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
         "names": names,
         "decomposition": args.decomposition,
         "thorough": args.thorough,
+        "refit": not args.no_refit,
         "weight_decay": args.weight_decay,
         "transform": None if args.transform == "none" else args.transform,
     }

@@ -56,8 +56,9 @@ class EstimateResult:
         by to be in the views' units: the common scale of ``transform="scale"`` for a Wasserstein
         measure, otherwise 1. ``value``, ``stderr``, ``history`` and ``train_bound`` already are.
     candidates : dict of str to float, optional
-        With ``thorough=True``: the held-out value of each setting trained ("default", and
-        "weight_decay" or "tree_weight_decay"), of which ``value`` is the larger. Otherwise ``None``.
+        The held-out value of each setting trained, of which ``value`` is the larger: with
+        ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after a refit of an
+        overfit critic (``refit=True``) "default" and "weight_decay". Otherwise ``None``.
 
     Examples
     --------
