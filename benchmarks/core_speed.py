@@ -107,6 +107,7 @@ def bench_estimate(n: int, dims: list[int], steps: int, batch: int) -> dict:
             negatives=1,
             lr_schedule=None,
             eval_negatives=1,
+            refit=False,  # one run, as the loop does
         )
 
     lib, flo = [], []

@@ -178,6 +178,7 @@ def run_experiment(config: GaussianConfig, *, progress: bool = True) -> list[dic
             progress=False,
             negatives=config.negatives,
             sampler=SAMPLERS[config.sampler],
+            refit=False,  # every measure the same budget
             **MEASURE_OPTIONS[name],
         )
         records.append(
