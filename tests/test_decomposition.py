@@ -186,3 +186,14 @@ def test_names_that_moved_to_decomposition_still_import_from_measures():
     assert DECOMPOSITIONS == ("tree", "chain")
     with pytest.raises(ImportError, match="cannot import name 'Decomposed'"):
         from mdmest.measures import Decomposed  # noqa: F401
+
+
+def test_thorough_includes_the_refit_and_never_trains_its_alternative_twice():
+    # 5000 rows: no validation part, so the default run may refit; wide views at weak dependency
+    # overfit, and the refit's weight decay 0.3 is thorough's alternative below 1.5 nats.
+    views = gaussian_task_with_tc(0.5, (20, 20, 20)).sample(5000, seed=0)
+    budget = dict(steps=300, progress=False)
+    default = mdmest.estimate(views, "dv", **budget)
+    thorough = mdmest.estimate(views, "dv", thorough=True, **budget)
+    assert thorough.candidates == default.candidates  # {"default", "weight_decay"}: one run each
+    assert thorough.value == default.value == max(default.candidates.values())
