@@ -82,6 +82,7 @@ PUBLIC = {
         "estimate",
         "minimum_rows",
         "overfits",
+        "refit_alternative",
         "still_rising",
         "thorough_alternative",
     },

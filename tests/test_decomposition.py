@@ -197,3 +197,14 @@ def test_thorough_includes_the_refit_and_never_trains_its_alternative_twice():
     thorough = mdmest.estimate(views, "dv", thorough=True, **budget)
     assert thorough.candidates == default.candidates  # {"default", "weight_decay"}: one run each
     assert thorough.value == default.value == max(default.candidates.values())
+
+
+def test_refit_alternative_is_thoroughs_unless_the_caller_chose_the_decomposition():
+    from mdmest.estimation import refit_alternative
+
+    decay = ("weight_decay", {"weight_decay": 0.3})
+    assert refit_alternative(0.5, 3, None) == decay
+    assert refit_alternative(2.0, 2, None) == decay  # two views: no tree
+    tree = ("tree_weight_decay", {"decomposition": "tree", "weight_decay": 0.3})
+    assert refit_alternative(2.0, 3, None) == tree
+    assert refit_alternative(2.0, 4, "chain") == decay  # the caller's decomposition stays

@@ -42,6 +42,7 @@ from mdmest.estimation.recipes import (
     _resolve_transform,
     _value_scale,
     overfits,
+    refit_alternative,
     still_rising,
     thorough_alternative,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "EstimateInputError",
     "minimum_rows",
     "overfits",
+    "refit_alternative",
     "still_rising",
     "thorough_alternative",
     "EVAL_PRODUCT_ROWS",
@@ -156,8 +158,10 @@ def estimate(
         keeping the larger held-out value (``result.candidates`` then has both; see docs/core.md,
         "When the first run falls short"). The critic **overfits** (held-out value below the final
         training bound by more than 5% of it, 3 standard errors and 0.02 nats; :func:`overfits`):
-        trained again from the same seed with weight decay 0.3 ("weight_decay"; not when
-        ``weight_decay`` is given). The critic **underfits** (training bound still rising by more
+        trained again from the same seed with ``thorough``'s alternative
+        (:func:`refit_alternative`: weight decay 0.3, "weight_decay"; with 3 or more views and a
+        first value of 1.5 nats or more, the tree decomposition with it, "tree_weight_decay";
+        not when ``weight_decay`` is given). The critic **underfits** (training bound still rising by more
         than 3% from the third to the last quarter of the steps, no overfitting;
         :func:`still_rising`): the same critic trained ``steps`` more, with a fresh optimiser and
         schedule at twice the learning rate ("extended"). Where neither holds, nothing is added;
@@ -245,10 +249,9 @@ def estimate(
         extend=refit and _kl_by_name(measure, measure_kwargs),
     )
     if refit and _refits(measure, measure_kwargs, weight_decay, result):
-        refitted = _estimate_once(
-            views, measure, measure_kwargs, **{**options, "weight_decay": REFIT_WEIGHT_DECAY}
-        )
-        candidates = {"default": result.value, "weight_decay": refitted.value}
+        name, change = refit_alternative(result.value, len(result.measure.dims), decomposition)
+        refitted = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
+        candidates = {"default": result.value, name: refitted.value}
         result = refitted if refitted.value > result.value else result
         result.candidates = candidates
     _warn_if_untrustworthy(result)

@@ -23,6 +23,7 @@ from mdmest.transforms import TRANSFORMS, CommonScale, GaussianCopula, fit_commo
 __all__ = [
     "thorough_alternative",
     "overfits",
+    "refit_alternative",
     "still_rising",
     "REFIT_GAP_FRACTION",
     "REFIT_WEIGHT_DECAY",
@@ -160,6 +161,17 @@ def still_rising(history: np.ndarray, value: float, stderr: float) -> bool:
     before = float(np.mean(history[-2 * quarter : -quarter]))
     rising = late - before > max(RISE_FRACTION * abs(late), RISE_NATS)
     return rising and not overfits(late, value, stderr)
+
+
+def refit_alternative(value: float, n_views: int, decomposition: str | None) -> tuple[str, dict]:
+    """The second run of ``refit=True`` after a first run that overfits and read ``value`` nats:
+    ``thorough``'s alternative (weight decay below ``THOROUGH_SPLIT_NATS``; with 3 or more views
+    at or above it, the tree with weight decay, whose terms are each a weaker dependency), or
+    weight decay alone where there is none or the caller chose the decomposition."""
+    alternative = thorough_alternative(value, n_views)
+    if alternative is None or decomposition is not None:
+        return "weight_decay", {"weight_decay": REFIT_WEIGHT_DECAY}
+    return alternative
 
 
 def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:
