@@ -68,9 +68,9 @@ from mdmest.tasks import (
 #: (``transform=None``): the "dv" of the releases before the copula transform, exactly. The CSV
 #: rows in docs/results/ladder* were all made before the copula transform existed: their "dv" rows
 #: equal "dv_raw" (and every other library setting's rows there are likewise untransformed).
-#: Rows made before ``refit=True`` existed are "dv_norefit" rows: "dv" now trains once more with
-#: weight decay 0.3 when the critic overfits and keeps the larger value (never below
-#: "dv_norefit" for the same seed, whose run it starts with).
+#: Rows made before ``refit=True`` existed are "dv_norefit" rows: "dv" now trains once more where
+#: the critic overfits (``thorough``'s alternative) or is still learning (as long again), and
+#: keeps the larger value (never below "dv_norefit" for the same seed, whose run it starts with).
 #: "dv_neg1" is the recipe with one
 #: negative throughout (the recipe before adaptive negatives) and "dv_neg16" with sixteen. "dv_tree"
 #: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), "dv_wd" with

@@ -358,7 +358,11 @@ def _estimate_once(
             value, stderr = _evaluate(_evaluated(measure), test, eval_negatives)
             if extend and split.sizes[1] == 0 and still_rising(history, value, stderr):
                 # Underfit: the same critic, trained as long again, kept if it reads higher.
-                first = copy.deepcopy(measure.state_dict()), value, stderr
+                first_state, first_value, first_stderr = (
+                    copy.deepcopy(measure.state_dict()),
+                    value,
+                    stderr,
+                )
                 more, more_seconds = _train(
                     measure, train, validation, steps, batch_size, lr * EXTEND_LR_FACTOR,
                     lr_schedule, weight_decay, auto_negatives, progress, generator,
@@ -366,10 +370,10 @@ def _estimate_once(
                 history = np.concatenate([history, more])
                 step_seconds = np.concatenate([step_seconds, more_seconds])
                 value, stderr = _evaluate(_evaluated(measure), test, eval_negatives)
-                candidates = {"default": first[1], "extended": value}
-                if first[1] > value:
-                    measure.load_state_dict(first[0])
-                    value, stderr = first[1], first[2]
+                candidates = {"default": first_value, "extended": value}
+                if first_value > value:
+                    measure.load_state_dict(first_state)
+                    value, stderr = first_value, first_stderr
         finally:
             measure.generator = None
     # In the views' units: the Wasserstein value on rows divided by a common scale, times it.

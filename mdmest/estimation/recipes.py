@@ -47,8 +47,8 @@ THOROUGH_SPLIT_NATS = 1.5
 THOROUGH_WEIGHT_DECAY = 0.3
 #: ``refit=True``: a run overfits when its held-out value is below its final training bound by more
 #: than this fraction of the bound (and by more than 3 standard errors and ``REFIT_GAP_NATS``);
-#: it is then trained again with weight decay ``REFIT_WEIGHT_DECAY`` (see docs/core.md, "When the
-#: first run falls short"). Chosen at 10,000 rows on Gaussian views of 20 features at 0.5 to 4
+#: it is then trained again with :func:`refit_alternative` (see docs/core.md, "When the first run
+#: falls short"). Chosen at 10,000 rows on Gaussian views of 20 features at 0.5 to 4
 #: nats (overfit by 8-72% of the bound; weight decay 0.3 better in each) against strong dependency
 #: among narrow views and the suite's slow tasks (within 1.5%: no refit).
 REFIT_GAP_FRACTION = 0.05

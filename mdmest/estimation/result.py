@@ -57,8 +57,9 @@ class EstimateResult:
         measure, otherwise 1. ``value``, ``stderr``, ``history`` and ``train_bound`` already are.
     candidates : dict of str to float, optional
         The held-out value of each setting trained, of which ``value`` is the larger: with
-        ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after a refit of an
-        overfit critic (``refit=True``) "default" and "weight_decay". Otherwise ``None``.
+        ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after ``refit=True``
+        trained a second time, "default" and one of "weight_decay", "tree_weight_decay" (an overfit
+        critic) or "extended" (one still learning). Otherwise ``None``.
 
     Examples
     --------
