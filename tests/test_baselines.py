@@ -115,6 +115,17 @@ def test_task_suite_resumes_and_scores_the_targets(tmp_path, monkeypatch):
     assert "Targets" not in text  # the targets are the library's, and it did not run
 
 
+def test_task_suite_wide_tasks_lie_outside_the_suites_widths():
+    suite = _script("task_suite")
+    wide = suite.load_tasks("wide")
+    assert len({t.name for t in wide}) == len(wide) == 8
+    assert all(min(t.dims) >= 10 for t in wide)
+    assert max(sum(t.dims) for t in suite.load_tasks("all")) <= 12 < min(sum(t.dims) for t in wide)
+    assert [t.name for t in suite.load_tasks("wide", only=["student_t"])] == [
+        t.name for t in wide[:3]
+    ]
+
+
 def test_task_suite_targets():
     suite = _script("task_suite")
     result = {

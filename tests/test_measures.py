@@ -333,3 +333,20 @@ def test_output_bound_squashes_the_critic_scores():
     assert critic(torch.zeros(1, 3)).abs().max() < 2.0
     with pytest.raises(ValueError, match="output_bound must be > 0"):
         MLPCritic(3, output_bound=0.0)
+
+
+def test_view_dims_feed_each_views_mean_square_less_one():
+    critic = MLPCritic(5, hidden=(), view_dims=(2, 3))  # one linear layer on 5 + 2 inputs
+    assert critic.net[0].in_features == 7
+    with torch.no_grad():
+        critic.net[0].weight.zero_()
+        critic.net[0].bias.zero_()
+        critic.net[0].weight[0, 5] = 1.0  # view 1's size
+        critic.net[0].weight[0, 6] = 10.0  # view 2's size
+    x = torch.tensor([[3.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0]])
+    # Row 1: (9 + 1) / 2 - 1 = 4 and -1; row 2: -1 and (1 + 1 + 1) / 3 - 1 = 0.
+    assert torch.allclose(critic(x), torch.tensor([4.0 - 10.0, -1.0]))
+    with pytest.raises(ValueError, match="summing to in_features=5, got \\[2, 2\\]"):
+        MLPCritic(5, view_dims=(2, 2))
+    with pytest.raises(ValueError, match="no longer 1-Lipschitz"):
+        MLPCritic(5, view_dims=(2, 3), spectral_norm=True)

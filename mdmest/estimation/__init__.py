@@ -161,11 +161,14 @@ def estimate(
         trained again from the same seed with ``thorough``'s alternative
         (:func:`refit_alternative`: weight decay 0.3, "weight_decay"; with 3 or more views and a
         first value of 1.5 nats or more, the tree decomposition with it, "tree_weight_decay";
-        not when ``weight_decay`` is given). The critic **underfits** (training bound still rising by more
+        not when ``weight_decay`` is given); where weight decay alone overfits too, a third run
+        whose critic also reads each view's size (``MLPCritic(view_dims=...)``, "view_sizes";
+        not with a decomposition or a ``critic`` of the caller's). The critic **underfits** (training bound still rising by more
         than 3% from the third to the last quarter of the steps, no overfitting;
         :func:`still_rising`): the same critic trained ``steps`` more, with a fresh optimiser and
         schedule at twice the learning rate ("extended"). Where neither holds, nothing is added;
-        otherwise the run costs about twice the training. ``False``: the first run as it is.
+        otherwise the run costs about twice the training (three times with "view_sizes").
+        ``False``: the first run as it is.
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
     lr_schedule : str, optional
@@ -252,7 +255,17 @@ def estimate(
         name, change = refit_alternative(result.value, len(result.measure.dims), decomposition)
         refitted = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
         candidates = {"default": result.value, name: refitted.value}
-        result = refitted if refitted.value > result.value else result
+        kept = refitted if refitted.value > result.value else result
+        if (
+            "decomposition" not in change
+            and "critic" not in measure_kwargs
+            and overfits(refitted.train_bound, refitted.value, refitted.stderr)
+        ):
+            # Still overfit: a critic that also reads each view's size (MLPCritic's view_dims).
+            sized = _estimate_once(views, measure, measure_kwargs, **options, view_sizes=True)
+            candidates["view_sizes"] = sized.value
+            kept = sized if sized.value > kept.value else kept
+        result = kept
         result.candidates = candidates
     _warn_if_untrustworthy(result)
     return result
@@ -294,6 +307,7 @@ def _estimate_once(
     progress,
     device,
     extend: bool = False,
+    view_sizes: bool = False,
 ) -> EstimateResult:
     """One run of :func:`estimate`: the checks, the split, the transform, the recipe, training
     and the held-out value (no warnings); with ``extend``, training once as long again where the
@@ -338,7 +352,12 @@ def _estimate_once(
             tensors = [torch.as_tensor(a).to(device=device, dtype=dtype) for a in arrays]
             if isinstance(measure, str):
                 measure, auto_negatives = _recipe(
-                    measure, [t.shape[1] for t in tensors], decomposition, negatives, measure_kwargs
+                    measure,
+                    [t.shape[1] for t in tensors],
+                    decomposition,
+                    negatives,
+                    measure_kwargs,
+                    view_sizes,
                 )
             else:
                 auto_negatives = _auto_negatives(measure, negatives, by_name=False)

@@ -63,14 +63,21 @@ RISE_NATS = 0.01
 EXTEND_LR_FACTOR = 2.0
 
 
-def _recipe(name: str, dims: list[int], decomposition, negatives, options: dict):
-    """The measure built by name with the ladder's recipe, and whether its negatives adapt."""
+def _recipe(
+    name: str, dims: list[int], decomposition, negatives, options: dict, view_sizes: bool = False
+):
+    """The measure built by name with the ladder's recipe, and whether its negatives adapt; with
+    ``view_sizes`` (the last refit, no decomposition), a critic that also reads each view's size."""
     options = dict(options)
     if name in KL_RECIPE_MEASURES:
         options.setdefault("sampler", "shifted")
         if "critic" not in options:
             # A decomposed measure calls the factory once per term.
-            options["critic"] = _recipe_critic if decomposition else _recipe_critic(sum(dims))
+            options["critic"] = (
+                _recipe_critic
+                if decomposition
+                else _recipe_critic(sum(dims), view_dims=dims if view_sizes else None)
+            )
     if negatives not in (None, "auto"):
         options["negatives"] = negatives
     if decomposition is not None:
@@ -96,8 +103,8 @@ def _auto_negatives(measure, negatives, by_name: bool) -> bool:
     return negatives == "auto"
 
 
-def _recipe_critic(in_features: int) -> MLPCritic:
-    return MLPCritic(in_features, activation="gelu")
+def _recipe_critic(in_features: int, view_dims: list[int] | None = None) -> MLPCritic:
+    return MLPCritic(in_features, activation="gelu", view_dims=view_dims)
 
 
 def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:
