@@ -83,6 +83,7 @@ PUBLIC = {
         "minimum_rows",
         "overfits",
         "refit_alternative",
+        "size_dependence",
         "still_rising",
         "thorough_alternative",
     },

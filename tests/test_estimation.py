@@ -220,11 +220,21 @@ def test_refit_trains_again_with_weight_decay_when_the_critic_overfits():
     assert mdmest.estimation.overfits(first.train_bound, first.value, first.stderr)
     assert first.candidates is None and first.n_validation == 0
     result = mdmest.estimate(views, "dv", **budget)
-    # Weight decay still overfits, so a critic reading the views' sizes is tried last.
-    assert set(result.candidates) == {"default", "weight_decay", "view_sizes"}
+    # Weight decay overfits too, but the sizes of Gaussian views show no dependency: no third run.
+    assert set(result.candidates) == {"default", "weight_decay"}
     assert result.candidates["default"] == first.value  # the same first run
     assert result.value == max(result.candidates.values())
     assert result.value >= first.value  # never below the first run (here 0.321 against 0.315)
+
+
+def test_size_dependence_sees_a_shared_scale_and_not_gaussian_dependency():
+    size_dependence = mdmest.estimation.size_dependence
+    t_pair = StudentTTask((10, 10), dof=3)  # one random scale shared by both views
+    assert 0.6 * t_pair.total_correlation < size_dependence(t_pair.sample(5000, seed=0)) < 0.6
+    gaussian = gaussian_task_with_tc(1.0, (10, 10))
+    assert abs(size_dependence(gaussian.sample(5000, seed=0))) < 0.02
+    x = np.random.default_rng(0).normal(size=(500, 3))
+    assert size_dependence([x, 2 * x]) > 10  # the same sizes
 
 
 def test_refit_reads_the_views_sizes_where_heavy_tails_share_one_scale():

@@ -43,6 +43,7 @@ from mdmest.estimation.recipes import (
     _value_scale,
     overfits,
     refit_alternative,
+    size_dependence,
     still_rising,
     thorough_alternative,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "minimum_rows",
     "overfits",
     "refit_alternative",
+    "size_dependence",
     "still_rising",
     "thorough_alternative",
     "EVAL_PRODUCT_ROWS",
@@ -260,8 +262,10 @@ def estimate(
             "decomposition" not in change
             and "critic" not in measure_kwargs
             and overfits(refitted.train_bound, refitted.value, refitted.stderr)
+            and size_dependence(kept.transform_views(_as_arrays(views, None))) > kept.value
         ):
-            # Still overfit: a critic that also reads each view's size (MLPCritic's view_dims).
+            # Still overfit, and the views' sizes alone show more than any critic found: a critic
+            # that also reads them (MLPCritic's view_dims).
             sized = _estimate_once(views, measure, measure_kwargs, **options, view_sizes=True)
             candidates["view_sizes"] = sized.value
             kept = sized if sized.value > kept.value else kept
