@@ -235,6 +235,7 @@ def test_size_dependence_sees_a_shared_scale_and_not_gaussian_dependency():
     assert abs(size_dependence(gaussian.sample(5000, seed=0))) < 0.02
     x = np.random.default_rng(0).normal(size=(500, 3))
     assert size_dependence([x, 2 * x]) > 10  # the same sizes
+    assert size_dependence([x, np.ones((500, 2))]) == 0.0  # one size: nothing, and no warning
 
 
 def test_refit_reads_the_views_sizes_where_heavy_tails_share_one_scale():

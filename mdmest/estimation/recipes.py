@@ -190,6 +190,9 @@ def size_dependence(views) -> float:
     this exceeds what the critics found: heavy tails shared across views (multivariate Student-t
     pairs: 80–95% of the true value) and not Gaussian views (about 0)."""
     sizes = np.stack([np.mean(np.square(v), axis=1) for v in views], axis=1)
+    sizes = sizes[:, np.ptp(sizes, axis=0) > 0]  # a view of one size shows nothing
+    if sizes.shape[1] < 2:
+        return 0.0
     scores = special.ndtri(stats.rankdata(sizes, axis=0) / (len(sizes) + 1))
     sign, logdet = np.linalg.slogdet(np.corrcoef(scores, rowvar=False))
     return float(-0.5 * logdet) if sign > 0 else math.inf
