@@ -76,6 +76,7 @@ PUBLIC = {
         "EstimateInputError",
         "EstimateResult",
         "EstimateWarning",
+        "REFIT_STRONG_WEIGHT_DECAY",
         "REFIT_WEIGHT_DECAY",
         "THOROUGH_SPLIT_NATS",
         "THOROUGH_WEIGHT_DECAY",
@@ -86,6 +87,7 @@ PUBLIC = {
         "size_dependence",
         "still_rising",
         "thorough_alternative",
+        "third_run",
     },
     "mdmest.reference": {
         "block_slices",

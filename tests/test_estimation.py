@@ -220,8 +220,9 @@ def test_refit_trains_again_with_weight_decay_when_the_critic_overfits():
     assert mdmest.estimation.overfits(first.train_bound, first.value, first.stderr)
     assert first.candidates is None and first.n_validation == 0
     result = mdmest.estimate(views, "dv", **budget)
-    # Weight decay overfits too, but the sizes of Gaussian views show no dependency: no third run.
-    assert set(result.candidates) == {"default", "weight_decay"}
+    # Weight decay overfits too, and the sizes of Gaussian views show no dependency: a third run
+    # with a stronger weight decay (not the view-size critic).
+    assert set(result.candidates) == {"default", "weight_decay", "strong_weight_decay"}
     assert result.candidates["default"] == first.value  # the same first run
     assert result.value == max(result.candidates.values())
     assert result.value >= first.value  # never below the first run (here 0.321 against 0.315)
@@ -236,6 +237,15 @@ def test_size_dependence_sees_a_shared_scale_and_not_gaussian_dependency():
     x = np.random.default_rng(0).normal(size=(500, 3))
     assert size_dependence([x, 2 * x]) > 10  # the same sizes
     assert size_dependence([x, np.ones((500, 2))]) == 0.0  # one size: nothing, and no warning
+
+
+def test_third_run_reads_the_sizes_only_where_they_show_more_else_decays_harder():
+    third_run = mdmest.estimation.third_run
+    assert third_run(0.4, 0.3, sizes_possible=True) == ("view_sizes", {"view_sizes": True})
+    harder = ("strong_weight_decay", {"weight_decay": mdmest.estimation.REFIT_STRONG_WEIGHT_DECAY})
+    assert third_run(0.2, 0.3, sizes_possible=True) == harder
+    assert third_run(0.4, 0.3, sizes_possible=False) == harder  # a decomposition, a given critic
+    assert mdmest.estimation.REFIT_STRONG_WEIGHT_DECAY > mdmest.estimation.REFIT_WEIGHT_DECAY
 
 
 def test_refit_reads_the_views_sizes_where_heavy_tails_share_one_scale():

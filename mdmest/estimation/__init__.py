@@ -33,6 +33,7 @@ from mdmest.estimation.recipes import (
     DECOMPOSITION_CHOICES,
     EXTEND_LR_FACTOR,
     KL_RECIPE_MEASURES,
+    REFIT_STRONG_WEIGHT_DECAY,
     REFIT_WEIGHT_DECAY,
     THOROUGH_SPLIT_NATS,
     THOROUGH_WEIGHT_DECAY,
@@ -45,6 +46,7 @@ from mdmest.estimation.recipes import (
     refit_alternative,
     size_dependence,
     still_rising,
+    third_run,
     thorough_alternative,
 )
 from mdmest.estimation.result import EstimateResult, EstimateWarning
@@ -69,8 +71,10 @@ __all__ = [
     "size_dependence",
     "still_rising",
     "thorough_alternative",
+    "third_run",
     "EVAL_PRODUCT_ROWS",
     "REFIT_WEIGHT_DECAY",
+    "REFIT_STRONG_WEIGHT_DECAY",
     "THOROUGH_SPLIT_NATS",
     "THOROUGH_WEIGHT_DECAY",
 ]
@@ -258,17 +262,21 @@ def estimate(
         refitted = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
         candidates = {"default": result.value, name: refitted.value}
         kept = refitted if refitted.value > result.value else result
-        if (
-            "decomposition" not in change
-            and "critic" not in measure_kwargs
-            and overfits(refitted.train_bound, refitted.value, refitted.stderr)
-            and size_dependence(kept.transform_views(_as_arrays(views, None))) > kept.value
+        if "decomposition" not in change and overfits(
+            refitted.train_bound, refitted.value, refitted.stderr
         ):
-            # Still overfit, and the views' sizes alone show more than any critic found: a critic
-            # that also reads them (MLPCritic's view_dims).
-            sized = _estimate_once(views, measure, measure_kwargs, **options, view_sizes=True)
-            candidates["view_sizes"] = sized.value
-            kept = sized if sized.value > kept.value else kept
+            # Still overfit: a critic that also reads the views' sizes where they alone show
+            # more than any critic found, else a stronger weight decay.
+            sizes_possible = decomposition is None and "critic" not in measure_kwargs
+            shown = (
+                size_dependence(kept.transform_views(_as_arrays(views, None)))
+                if sizes_possible
+                else 0.0
+            )
+            name, change = third_run(shown, kept.value, sizes_possible)
+            third = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
+            candidates[name] = third.value
+            kept = third if third.value > kept.value else kept
         result = kept
         result.candidates = candidates
     _warn_if_untrustworthy(result)

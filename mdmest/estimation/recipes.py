@@ -29,6 +29,7 @@ __all__ = [
     "still_rising",
     "REFIT_GAP_FRACTION",
     "REFIT_WEIGHT_DECAY",
+    "REFIT_STRONG_WEIGHT_DECAY",
     "KL_RECIPE_MEASURES",
     "DECOMPOSITION_CHOICES",
     "THOROUGH_SPLIT_NATS",
@@ -56,6 +57,10 @@ THOROUGH_WEIGHT_DECAY = 0.3
 REFIT_GAP_FRACTION = 0.05
 REFIT_GAP_NATS = 0.02
 REFIT_WEIGHT_DECAY = THOROUGH_WEIGHT_DECAY
+#: ``refit=True``: the weight decay of the third run, where the one-critic refit with
+#: ``REFIT_WEIGHT_DECAY`` overfits too and the views' sizes show no more than it found (measured on
+#: the task suite's wide views, docs/benchmarks.md, section 6, "Wide views: outside the suite").
+REFIT_STRONG_WEIGHT_DECAY = 1.0
 #: ``refit=True``: a run whose training bound still rose by more than this fraction (and
 #: ``RISE_NATS``) from the third to the last quarter of its steps, and that does not overfit, is
 #: trained as long again from where it stopped (a fresh optimiser and learning-rate schedule,
@@ -196,6 +201,16 @@ def size_dependence(views) -> float:
     scores = special.ndtri(stats.rankdata(sizes, axis=0) / (len(sizes) + 1))
     sign, logdet = np.linalg.slogdet(np.corrcoef(scores, rowvar=False))
     return float(-0.5 * logdet) if sign > 0 else math.inf
+
+
+def third_run(size_dependence_nats: float, kept_value: float, sizes_possible: bool):
+    """The third run of ``refit=True``, after a one-critic weight-decay refit that overfits too:
+    a critic that also reads the views' sizes where they show more dependency than the larger
+    value so far ("view_sizes"), else a stronger weight decay ("strong_weight_decay"). Returns the
+    candidate's name and the options of ``_estimate_once`` it changes."""
+    if sizes_possible and size_dependence_nats > kept_value:
+        return "view_sizes", {"view_sizes": True}
+    return "strong_weight_decay", {"weight_decay": REFIT_STRONG_WEIGHT_DECAY}
 
 
 def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:
