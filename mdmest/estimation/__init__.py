@@ -168,12 +168,14 @@ def estimate(
         (:func:`refit_alternative`: weight decay 0.3, "weight_decay"; with 3 or more views and a
         first value of 1.5 nats or more, the tree decomposition with it, "tree_weight_decay";
         not when ``weight_decay`` is given); where weight decay alone overfits too, a third run
-        whose critic also reads each view's size (``MLPCritic(view_dims=...)``, "view_sizes";
-        not with a decomposition or a ``critic`` of the caller's). The critic **underfits** (training bound still rising by more
+        (:func:`third_run`): a critic that also reads each view's size
+        (``MLPCritic(view_dims=...)``, "view_sizes") where the sizes alone show more dependency
+        than found so far (:func:`size_dependence`; not with a decomposition or a ``critic`` of
+        the caller's), else weight decay 1.0 ("strong_weight_decay"). The critic **underfits** (training bound still rising by more
         than 3% from the third to the last quarter of the steps, no overfitting;
         :func:`still_rising`): the same critic trained ``steps`` more, with a fresh optimiser and
         schedule at twice the learning rate ("extended"). Where neither holds, nothing is added;
-        otherwise the run costs about twice the training (three times with "view_sizes").
+        otherwise the run costs about twice the training (three times with a third run).
         ``False``: the first run as it is.
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.

@@ -59,8 +59,8 @@ class EstimateResult:
         The held-out value of each setting trained, of which ``value`` is the larger: with
         ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after ``refit=True``
         trained a second time, "default" and one of "weight_decay", "tree_weight_decay" (an overfit
-        critic) or "extended" (one still learning), and "view_sizes" where weight decay overfit
-        too. Otherwise ``None``.
+        critic) or "extended" (one still learning), and "view_sizes" or "strong_weight_decay"
+        where weight decay overfit too. Otherwise ``None``.
 
     Examples
     --------
