@@ -171,8 +171,9 @@ def estimate(
         (:func:`third_run`): a critic that also reads each view's size
         (``MLPCritic(view_dims=...)``, "view_sizes") where the sizes alone show more dependency
         than found so far (:func:`size_dependence`; not with a decomposition or a ``critic`` of
-        the caller's), else weight decay 1.0 ("strong_weight_decay"). The critic **underfits** (training bound still rising by more
-        than 3% from the third to the last quarter of the steps, no overfitting;
+        the caller's), else weight decay 1.0 ("strong_weight_decay"). The critic **underfits**
+        (training bound still rising by more than 3% from the third to the last quarter of the
+        steps, no overfitting;
         :func:`still_rising`): the same critic trained ``steps`` more, with a fresh optimiser and
         schedule at twice the learning rate ("extended"). Where neither holds, nothing is added;
         otherwise the run costs about twice the training (three times with a third run).
@@ -260,33 +261,38 @@ def estimate(
         extend=refit and _kl_by_name(measure, measure_kwargs),
     )
     if refit and _refits(measure, measure_kwargs, weight_decay, result):
-        name, change = refit_alternative(result.value, len(result.measure.dims), decomposition)
-        refitted = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
-        candidates = {"default": result.value, name: refitted.value}
-        kept = refitted if refitted.value > result.value else result
-        if "decomposition" not in change and overfits(
-            refitted.train_bound, refitted.value, refitted.stderr
-        ):
-            # Still overfit: a critic that also reads the views' sizes where they alone show
-            # more than any critic found, else a stronger weight decay.
-            sizes_possible = decomposition is None and "critic" not in measure_kwargs
-            shown = (
-                size_dependence(kept.transform_views(_as_arrays(views, None)))
-                if sizes_possible
-                else 0.0
-            )
-            name, change = third_run(shown, kept.value, sizes_possible)
-            third = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
-            candidates[name] = third.value
-            kept = third if third.value > kept.value else kept
-        result = kept
-        result.candidates = candidates
+        result = _refit(views, measure, measure_kwargs, options, result)
     _warn_if_untrustworthy(result)
     return result
 
 
 def _kl_by_name(measure, measure_kwargs: dict) -> bool:
     return measure in KL_RECIPE_MEASURES and measure_kwargs.get("divergence", "kl") == "kl"
+
+
+def _refit(views, measure, measure_kwargs: dict, options: dict, first: EstimateResult):
+    """``refit=True`` after a first run that overfits: :func:`refit_alternative`, then, where that
+    overfits too after one critic, :func:`third_run`; the largest held-out value is kept, with
+    every value in ``candidates``."""
+    name, change = refit_alternative(first.value, len(first.measure.dims), options["decomposition"])
+    second = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
+    candidates = {"default": first.value, name: second.value}
+    kept = second if second.value > first.value else first
+    if "decomposition" not in change and overfits(second.train_bound, second.value, second.stderr):
+        # Still overfit: a critic that also reads the views' sizes where they alone show more
+        # than any critic found, else a stronger weight decay.
+        sizes_possible = options["decomposition"] is None and "critic" not in measure_kwargs
+        shown = (
+            size_dependence(kept.transform_views(_as_arrays(views, None)))
+            if sizes_possible
+            else 0.0
+        )
+        name, change = third_run(shown, kept.value, sizes_possible)
+        third = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
+        candidates[name] = third.value
+        kept = third if third.value > kept.value else kept
+    kept.candidates = candidates
+    return kept
 
 
 def _refits(measure, measure_kwargs: dict, weight_decay: float, result: EstimateResult) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "overfits",
     "refit_alternative",
     "still_rising",
+    "third_run",
     "REFIT_GAP_FRACTION",
     "REFIT_WEIGHT_DECAY",
     "REFIT_STRONG_WEIGHT_DECAY",
