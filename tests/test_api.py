@@ -84,10 +84,10 @@ PUBLIC = {
         "minimum_rows",
         "overfits",
         "refit_alternative",
+        "size_bound",
         "size_dependence",
         "still_rising",
         "thorough_alternative",
-        "third_run",
     },
     "mdmest.reference": {
         "block_slices",

@@ -221,11 +221,17 @@ def test_refit_trains_again_with_weight_decay_when_the_critic_overfits():
     assert first.candidates is None and first.n_validation == 0
     result = mdmest.estimate(views, "dv", **budget)
     # Weight decay overfits too, and the sizes of Gaussian views show no dependency: a third run
-    # with a stronger weight decay (not the view-size critic).
-    assert set(result.candidates) == {"default", "weight_decay", "strong_weight_decay"}
+    # with a stronger weight decay (not the view-size critic); the size bound reads about 0.
+    assert set(result.candidates) == {
+        "default",
+        "weight_decay",
+        "strong_weight_decay",
+        "size_bound",
+    }
     assert result.candidates["default"] == first.value  # the same first run
+    assert abs(result.candidates["size_bound"]) < 0.02
     assert result.value == max(result.candidates.values())
-    assert result.value >= first.value  # never below the first run (here 0.321 against 0.315)
+    assert result.value >= first.value  # never below the first run (here 0.334 against 0.315)
 
 
 def test_size_dependence_sees_a_shared_scale_and_not_gaussian_dependency():
@@ -239,26 +245,54 @@ def test_size_dependence_sees_a_shared_scale_and_not_gaussian_dependency():
     assert size_dependence([x, np.ones((500, 2))]) == 0.0  # one size: nothing, and no warning
 
 
-def test_third_run_reads_the_sizes_only_where_they_show_more_else_decays_harder():
-    third_run = mdmest.estimation.third_run
-    assert third_run(0.4, 0.3, sizes_possible=True) == ("view_sizes", {"view_sizes": True})
-    harder = ("strong_weight_decay", {"weight_decay": mdmest.estimation.REFIT_STRONG_WEIGHT_DECAY})
-    assert third_run(0.2, 0.3, sizes_possible=True) == harder
-    assert third_run(0.4, 0.3, sizes_possible=False) == harder  # a decomposition, a given critic
+def test_refit_reads_the_sizes_where_they_show_more_than_the_first_run():
+    refit_alternative = mdmest.estimation.refit_alternative
+    decay = ("weight_decay", {"weight_decay": mdmest.estimation.REFIT_WEIGHT_DECAY})
+    assert refit_alternative(0.3, 2, None, sizes=0.4) == ("view_sizes", {"view_sizes": True})
+    assert refit_alternative(0.3, 2, None, sizes=0.2) == decay
+    assert refit_alternative(0.3, 2, None) == decay  # sizes ruled out: 0
+    assert refit_alternative(2.0, 3, None, sizes=2.5)[0] == "tree_weight_decay"
+    assert refit_alternative(0.3, 3, "chain", sizes=0.4) == decay
     assert mdmest.estimation.REFIT_STRONG_WEIGHT_DECAY > mdmest.estimation.REFIT_WEIGHT_DECAY
 
 
 def test_refit_reads_the_views_sizes_where_heavy_tails_share_one_scale():
     # Wide Student-t views: the dependency is the shared scale, which a plain critic on 20
-    # features does not find before it overfits (0.056 and 0.057 nats against 0.519).
+    # features does not find before it overfits (0.056 nats against 0.519).
     task = StudentTTask((10, 10), dof=3)
-    result = mdmest.estimate(task.sample(5000, seed=0), "dv", steps=300, progress=False)
+    views = task.sample(5000, seed=0)
+    result = mdmest.estimate(views, "dv", steps=300, progress=False)
     values = result.candidates
-    assert set(values) == {"default", "weight_decay", "view_sizes"}
-    assert values["view_sizes"] > 3 * max(values["default"], values["weight_decay"])
-    assert result.value == values["view_sizes"]
+    assert set(values) == {"default", "view_sizes", "size_bound"}
+    assert values["view_sizes"] > 3 * values["default"]
+    assert result.value == max(values.values())
     assert 0.5 * task.total_correlation < result.value < task.total_correlation + 0.05
     assert result.measure.critic.view_dims == [10, 10]
+    # The size bound is that of the held-out rows, in the transform the critics saw.
+    held_out = result.transform_views([v[result.test_rows] for v in views])
+    assert values["size_bound"] == mdmest.estimation.size_bound(held_out, seed=0)[0]
+
+
+def test_size_bound_is_a_lower_bound_exact_for_a_shared_scale_and_zero_when_independent():
+    size_bound = mdmest.estimation.size_bound
+    # Spherical Student-t views depend only through their shared scale: the bound is close.
+    task = StudentTTask((5, 5), dof=3)
+    value, stderr = size_bound(task.sample(4000, seed=0))
+    assert 0 < stderr < 0.03
+    assert 0.8 * task.total_correlation < value < task.total_correlation + 3 * stderr
+    # Independent views: about 0 after the bias correction, over many draws too.
+    rng = np.random.default_rng(0)
+    draws = [size_bound([rng.standard_t(2, (500, 3)) for _ in range(3)]) for _ in range(40)]
+    values = np.array([v for v, _ in draws])
+    assert abs(values.mean()) < 0.003 and np.all(values < 4 * np.array([s for _, s in draws]))
+    # A Gaussian pair with 1 nat of dependency: the sizes show a small part of it.
+    gaussian = gaussian_task_with_tc(1.0, (5, 5)).sample(4000, seed=0)
+    assert 0 <= size_bound(gaussian)[0] < 0.3
+    # No bound from tied sizes, one view of one size, or identical sizes.
+    x = rng.normal(size=(1000, 3))
+    assert np.isnan(size_bound([x, np.sign(x)])[0])
+    assert np.isnan(size_bound([x, np.ones((1000, 2))])[0])
+    assert np.isnan(size_bound([x, 2 * x])[0])
 
 
 def test_refit_adds_nothing_where_the_critic_does_not_overfit():
@@ -267,7 +301,8 @@ def test_refit_adds_nothing_where_the_critic_does_not_overfit():
     result = mdmest.estimate(views, "dv", **budget)
     first = mdmest.estimate(views, "dv", refit=False, **budget)
     assert not mdmest.estimation.overfits(first.train_bound, first.value, first.stderr)
-    assert result.candidates is None and result.value == first.value
+    assert first.candidates is None and result.value == first.value
+    assert set(result.candidates) == {"default", "size_bound"}  # the bound needs no training
 
 
 def test_overfits_needs_a_gap_beyond_the_bound_fraction_the_noise_and_a_floor():
@@ -291,7 +326,7 @@ def test_refit_trains_a_still_rising_critic_as_long_again():
     np.testing.assert_array_equal(result.history[:300], first.history)
     assert result.candidates["default"] == first.value
     assert result.value == max(result.candidates.values())
-    assert set(result.candidates) == {"default", "extended"}
+    assert set(result.candidates) == {"default", "extended", "size_bound"}
 
 
 def test_still_rising_reads_the_last_two_quarters_of_the_bound():

@@ -247,7 +247,7 @@ def _describe(result, args: argparse.Namespace, names: list[str]) -> None:
     spread = f" ± {result.stderr:.4f}" if math.isfinite(result.stderr) else ""
     print(f"{args.measure} estimate over views {names}: {result.value:.4f}{spread} {unit}")
     if spread:
-        print("(± one standard error over held-out folds)")
+        print("(± one standard error on the held-out rows)")
     print(
         f"rows: {result.n_train} training, {result.n_validation} validation, {result.n_test} "
         f"held-out; transform: {result.transform or 'none'}"
@@ -255,7 +255,7 @@ def _describe(result, args: argparse.Namespace, names: list[str]) -> None:
     if result.candidates:
         chosen = max(result.candidates, key=result.candidates.get)
         for name, value in result.candidates.items():
-            mark = "  (kept: the larger)" if name == chosen else ""
+            mark = "  (kept: the largest)" if name == chosen else ""
             print(f"  candidate {name}: {value:.4f} {unit}{mark}")
 
 

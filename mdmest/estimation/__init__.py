@@ -11,6 +11,7 @@ held-out evaluation (:mod:`~mdmest.estimation.evaluation`).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,9 +45,9 @@ from mdmest.estimation.recipes import (
     _value_scale,
     overfits,
     refit_alternative,
+    size_bound,
     size_dependence,
     still_rising,
-    third_run,
     thorough_alternative,
 )
 from mdmest.estimation.result import EstimateResult, EstimateWarning
@@ -68,10 +69,10 @@ __all__ = [
     "minimum_rows",
     "overfits",
     "refit_alternative",
+    "size_bound",
     "size_dependence",
     "still_rising",
     "thorough_alternative",
-    "third_run",
     "EVAL_PRODUCT_ROWS",
     "REFIT_WEIGHT_DECAY",
     "REFIT_STRONG_WEIGHT_DECAY",
@@ -167,16 +168,17 @@ def estimate(
         trained again from the same seed with ``thorough``'s alternative
         (:func:`refit_alternative`: weight decay 0.3, "weight_decay"; with 3 or more views and a
         first value of 1.5 nats or more, the tree decomposition with it, "tree_weight_decay";
-        not when ``weight_decay`` is given); where weight decay alone overfits too, a third run
-        (:func:`third_run`): a critic that also reads each view's size
-        (``MLPCritic(view_dims=...)``, "view_sizes") where the sizes alone show more dependency
-        than found so far (:func:`size_dependence`; not with a decomposition or a ``critic`` of
-        the caller's), else weight decay 1.0 ("strong_weight_decay"). The critic **underfits**
-        (training bound still rising by more than 3% from the third to the last quarter of the
-        steps, no overfitting;
+        where the views' sizes alone show more dependency than the first run
+        (:func:`size_dependence`), a critic that also reads each view's size instead of weight
+        decay, "view_sizes", not with a decomposition or a ``critic`` of the caller's; no refit
+        when ``weight_decay`` is given); where weight decay overfits too, a third run with weight
+        decay 1.0 ("strong_weight_decay"). The critic **underfits** (training bound still rising
+        by more than 3% from the third to the last quarter of the steps, no overfitting;
         :func:`still_rising`): the same critic trained ``steps`` more, with a fresh optimiser and
         schedule at twice the learning rate ("extended"). Where neither holds, nothing is added;
         otherwise the run costs about twice the training (three times with a third run).
+        Without validation rows, the closed-form bound from the views' sizes on the held-out rows
+        (:func:`size_bound`, "size_bound") is a candidate too, at no training cost.
         ``False``: the first run as it is.
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
@@ -262,6 +264,8 @@ def estimate(
     )
     if refit and _refits(measure, measure_kwargs, weight_decay, result):
         result = _refit(views, measure, measure_kwargs, options, result)
+    if refit and _kl_by_name(measure, measure_kwargs) and result.n_validation == 0:
+        result = _with_size_bound(views, result, seed)
     _warn_if_untrustworthy(result)
     return result
 
@@ -271,28 +275,45 @@ def _kl_by_name(measure, measure_kwargs: dict) -> bool:
 
 
 def _refit(views, measure, measure_kwargs: dict, options: dict, first: EstimateResult):
-    """``refit=True`` after a first run that overfits: :func:`refit_alternative`, then, where that
-    overfits too after one critic, :func:`third_run`; the largest held-out value is kept, with
-    every value in ``candidates``."""
-    name, change = refit_alternative(first.value, len(first.measure.dims), options["decomposition"])
+    """``refit=True`` after a first run that overfits: :func:`refit_alternative` (weight decay,
+    the tree, or a critic that also reads the views' sizes where they alone show more than the
+    first run), then, where weight decay overfits too, weight decay
+    ``REFIT_STRONG_WEIGHT_DECAY``; the largest held-out value is kept, with every value in
+    ``candidates``."""
+    # The view-size critic replaces the MLP of the recipe: not with a decomposition or a critic
+    # of the caller's.
+    sizes_possible = options["decomposition"] is None and "critic" not in measure_kwargs
+    sizes = (
+        size_dependence(first.transform_views(_as_arrays(views, None))) if sizes_possible else 0.0
+    )
+    name, change = refit_alternative(
+        first.value, len(first.measure.dims), options["decomposition"], sizes
+    )
     second = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
     candidates = {"default": first.value, name: second.value}
     kept = second if second.value > first.value else first
-    if "decomposition" not in change and overfits(second.train_bound, second.value, second.stderr):
-        # Still overfit: a critic that also reads the views' sizes where they alone show more
-        # than any critic found, else a stronger weight decay.
-        sizes_possible = options["decomposition"] is None and "critic" not in measure_kwargs
-        shown = (
-            size_dependence(kept.transform_views(_as_arrays(views, None)))
-            if sizes_possible
-            else 0.0
+    if name == "weight_decay" and overfits(second.train_bound, second.value, second.stderr):
+        # Still overfit (weak dependency among many features): a stronger weight decay.
+        third = _estimate_once(
+            views, measure, measure_kwargs, **{**options, "weight_decay": REFIT_STRONG_WEIGHT_DECAY}
         )
-        name, change = third_run(shown, kept.value, sizes_possible)
-        third = _estimate_once(views, measure, measure_kwargs, **{**options, **change})
-        candidates[name] = third.value
+        candidates["strong_weight_decay"] = third.value
         kept = third if third.value > kept.value else kept
     kept.candidates = candidates
     return kept
+
+
+def _with_size_bound(views, result: EstimateResult, seed: int) -> EstimateResult:
+    """``refit=True``: :func:`size_bound` on the held-out rows as one more candidate
+    ("size_bound"), its value and standard error kept where it beats every critic."""
+    held_out = [a[result.test_rows] for a in _as_arrays(views, None)]
+    bound, stderr = size_bound(result.transform_views(held_out), seed)
+    if math.isnan(bound):
+        return result
+    result.candidates = {**(result.candidates or {"default": result.value}), "size_bound": bound}
+    if bound > result.value:
+        result.value, result.stderr = bound, stderr
+    return result
 
 
 def _refits(measure, measure_kwargs: dict, weight_decay: float, result: EstimateResult) -> bool:
@@ -432,6 +453,7 @@ def _estimate_once(
         transforms=fitted,
         value_scale=unit,
         candidates=candidates,
+        test_rows=split.test,
     )
     return result
 

@@ -22,12 +22,12 @@ from mdmest.measures import (
 from mdmest.transforms import TRANSFORMS, CommonScale, GaussianCopula, fit_common_scale
 
 __all__ = [
+    "size_bound",
     "size_dependence",
     "thorough_alternative",
     "overfits",
     "refit_alternative",
     "still_rising",
-    "third_run",
     "REFIT_GAP_FRACTION",
     "REFIT_WEIGHT_DECAY",
     "REFIT_STRONG_WEIGHT_DECAY",
@@ -59,9 +59,14 @@ REFIT_GAP_FRACTION = 0.05
 REFIT_GAP_NATS = 0.02
 REFIT_WEIGHT_DECAY = THOROUGH_WEIGHT_DECAY
 #: ``refit=True``: the weight decay of the third run, where the one-critic refit with
-#: ``REFIT_WEIGHT_DECAY`` overfits too and the views' sizes show no more than it found (measured on
-#: the task suite's wide views, docs/benchmarks.md, section 6, "Wide views: outside the suite").
+#: ``REFIT_WEIGHT_DECAY`` overfits too (measured on the task suite's wide views,
+#: docs/benchmarks.md, section 6, "Wide views: outside the suite").
 REFIT_STRONG_WEIGHT_DECAY = 1.0
+#: :func:`size_bound`: bootstrap resamples of the rows for its standard error, and the fewest
+#: distinct values, as a fraction of the rows, that each view's size needs (with more ties the
+#: sizes are not continuous and the Gaussian-copula value is no bound).
+SIZE_BOUND_RESAMPLES = 100
+SIZE_BOUND_DISTINCT = 0.9
 #: ``refit=True``: a run whose training bound still rose by more than this fraction (and
 #: ``RISE_NATS``) from the third to the last quarter of its steps, and that does not overfit, is
 #: trained as long again from where it stopped (a fresh optimiser and learning-rate schedule,
@@ -178,40 +183,81 @@ def still_rising(history: np.ndarray, value: float, stderr: float) -> bool:
     return rising and not overfits(late, value, stderr)
 
 
-def refit_alternative(value: float, n_views: int, decomposition: str | None) -> tuple[str, dict]:
-    """The second run of ``refit=True`` after a first run that overfits and read ``value`` nats:
+def refit_alternative(
+    value: float, n_views: int, decomposition: str | None, sizes: float = 0.0
+) -> tuple[str, dict]:
+    """The second run of ``refit=True`` after a first run that overfits and read ``value`` nats.
+
     ``thorough``'s alternative (weight decay below ``THOROUGH_SPLIT_NATS``; with 3 or more views
     at or above it, the tree with weight decay, whose terms are each a weaker dependency), or
-    weight decay alone where there is none or the caller chose the decomposition."""
+    weight decay alone where there is none or the caller chose the decomposition. Where weight
+    decay alone would run and the views' sizes show more than ``value`` (``sizes``, from
+    :func:`size_dependence`; pass 0 where a decomposition or a critic of the caller's rules the
+    view-size critic out), the default options with a critic that also reads each view's size
+    ("view_sizes") instead.
+    """
     alternative = thorough_alternative(value, n_views)
     if alternative is None or decomposition is not None:
-        return "weight_decay", {"weight_decay": REFIT_WEIGHT_DECAY}
+        alternative = "weight_decay", {"weight_decay": REFIT_WEIGHT_DECAY}
+    if alternative[0] == "weight_decay" and decomposition is None and sizes > value:
+        return "view_sizes", {"view_sizes": True}
     return alternative
+
+
+def _size_scores(views) -> np.ndarray:
+    """Normal scores of the views' mean squares (‖x_k‖² / d_k), one column per view of more than
+    one size."""
+    sizes = np.stack([np.mean(np.square(v), axis=1) for v in views], axis=1)
+    sizes = sizes[:, np.ptp(sizes, axis=0) > 0]  # a view of one size shows nothing
+    return special.ndtri(stats.rankdata(sizes, axis=0) / (len(sizes) + 1))
+
+
+def _copula_tc(scores: np.ndarray) -> float:
+    """−½ log det of the correlation of the columns (+inf when it is singular)."""
+    if scores.shape[1] < 2:
+        return 0.0
+    sign, logdet = np.linalg.slogdet(np.corrcoef(scores, rowvar=False))
+    return float(-0.5 * logdet) if sign > 0 else math.inf
 
 
 def size_dependence(views) -> float:
     """How much dependency the views' sizes alone show, in nats: the Gaussian-copula total
     correlation of the K mean squares (‖x_k‖² / d_k), −½ log det of the correlation of their
-    normal scores. The third run of ``refit=True`` (a critic that reads the sizes) is tried where
-    this exceeds what the critics found: heavy tails shared across views (multivariate Student-t
+    normal scores. Where it exceeds what an overfit first critic read, the refit of ``refit=True``
+    is a critic that also reads the sizes: heavy tails shared across views (multivariate Student-t
     pairs: 80–95% of the true value) and not Gaussian views (about 0)."""
-    sizes = np.stack([np.mean(np.square(v), axis=1) for v in views], axis=1)
-    sizes = sizes[:, np.ptp(sizes, axis=0) > 0]  # a view of one size shows nothing
-    if sizes.shape[1] < 2:
-        return 0.0
-    scores = special.ndtri(stats.rankdata(sizes, axis=0) / (len(sizes) + 1))
-    sign, logdet = np.linalg.slogdet(np.corrcoef(scores, rowvar=False))
-    return float(-0.5 * logdet) if sign > 0 else math.inf
+    return _copula_tc(_size_scores(views))
 
 
-def third_run(size_dependence_nats: float, kept_value: float, sizes_possible: bool):
-    """The third run of ``refit=True``, after a one-critic weight-decay refit that overfits too:
-    a critic that also reads the views' sizes where they show more dependency than the larger
-    value so far ("view_sizes"), else a stronger weight decay ("strong_weight_decay"). Returns the
-    candidate's name and the options of ``_estimate_once`` it changes."""
-    if sizes_possible and size_dependence_nats > kept_value:
-        return "view_sizes", {"view_sizes": True}
-    return "strong_weight_decay", {"weight_decay": REFIT_STRONG_WEIGHT_DECAY}
+def size_bound(views, seed: int = 0) -> tuple[float, float]:
+    """A lower bound on the total correlation of the views from their sizes alone, in nats, and
+    its standard error (a bootstrap over the rows, ``SIZE_BOUND_RESAMPLES`` resamples).
+
+    The value is :func:`size_dependence` less its mean under independence, K(K−1)/(4n) for K sizes
+    and n rows. It bounds the total correlation from below: the TC of the views is at least that of
+    any one function of each view (data processing), here the normal score of its size, and among
+    variables with normal marginals and a given correlation the Gaussian has the least TC. It
+    is exact where the views share nothing but a random scale (spherical heavy tails, as in a
+    multivariate Student-t with identity dispersion) and about 0 for Gaussian views.
+    :func:`~mdmest.estimate` keeps it where it beats every critic ("size_bound"). NaN where
+    fewer than two views have continuous sizes (a view of one size, or sizes with more than
+    ``1 - SIZE_BOUND_DISTINCT`` of the rows tied) or the sizes are identical.
+    """
+    scores = _size_scores(views)
+    rows, k = scores.shape
+    distinct = [len(np.unique(column)) for column in scores.T]
+    if k < 2 or min(distinct) < SIZE_BOUND_DISTINCT * rows:
+        return math.nan, math.nan
+    value = _copula_tc(scores)
+    if not math.isfinite(value):
+        return math.nan, math.nan
+    bias = k * (k - 1) / (4 * rows)
+    rng = np.random.default_rng(seed)
+    resampled = [
+        _copula_tc(special.ndtri(stats.rankdata(scores[pick], axis=0) / (rows + 1)))
+        for pick in rng.integers(0, rows, size=(SIZE_BOUND_RESAMPLES, rows))
+    ]
+    return value - bias, float(np.std(resampled, ddof=1))
 
 
 def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:

@@ -29,12 +29,14 @@ class EstimateResult:
     value : float
         The bound on the held-out rows with the kept critic, its product side averaged over
         ``eval_negatives`` draws (nats for "dv" and "f" with KL, the views' units for
-        "wasserstein").
+        "wasserstein"); or, with ``refit=True`` where it is larger, the closed-form bound from the
+        views' sizes on the same rows (:func:`~mdmest.estimation.size_bound`, candidate
+        "size_bound").
     stderr : float
         Standard error of ``value`` over held-out rows, critic fixed: the standard deviation of
-        the value on ``m`` disjoint folds of the held-out rows (m ≤ 10), divided by √m. It does
-        not include the variation between training runs. NaN when the held-out rows are too few
-        for two folds.
+        the value on ``m`` disjoint folds of the held-out rows (m ≤ 10), divided by √m (for
+        "size_bound": a bootstrap over the held-out rows). It does not include the variation
+        between training runs. NaN when the held-out rows are too few for two folds.
     history : numpy.ndarray
         The bound on each training minibatch, one entry per step.
     measure : DependencyMeasure
@@ -58,9 +60,12 @@ class EstimateResult:
     candidates : dict of str to float, optional
         The held-out value of each setting trained, of which ``value`` is the larger: with
         ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after ``refit=True``
-        trained a second time, "default" and one of "weight_decay", "tree_weight_decay" (an overfit
-        critic) or "extended" (one still learning), and "view_sizes" or "strong_weight_decay"
-        where weight decay overfit too. Otherwise ``None``.
+        trained a second time, "default" and one of "weight_decay", "tree_weight_decay",
+        "view_sizes" (an overfit critic) or "extended" (one still learning), and
+        "strong_weight_decay" where weight decay overfit too; with ``refit=True`` and no
+        validation rows, "size_bound" (where the sizes are continuous). Otherwise ``None``.
+    test_rows : numpy.ndarray, optional
+        Positions, in the views, of the held-out rows.
 
     Examples
     --------
@@ -85,6 +90,7 @@ class EstimateResult:
     candidates: dict[str, float] | None = None
     transforms: list[GaussianCopula | CommonScale] | None = None
     value_scale: float = 1.0
+    test_rows: np.ndarray | None = None
 
     def __float__(self) -> float:
         return self.value

