@@ -78,6 +78,7 @@ PUBLIC = {
         "EstimateWarning",
         "REFIT_STRONG_WEIGHT_DECAY",
         "REFIT_WEIGHT_DECAY",
+        "SIZES_NATS",
         "THOROUGH_SPLIT_NATS",
         "THOROUGH_WEIGHT_DECAY",
         "estimate",

@@ -251,6 +251,9 @@ def test_refit_reads_the_sizes_where_they_show_more_than_the_first_run():
     assert refit_alternative(0.3, 2, None, sizes=0.4) == ("view_sizes", {"view_sizes": True})
     assert refit_alternative(0.3, 2, None, sizes=0.2) == decay
     assert refit_alternative(0.3, 2, None) == decay  # sizes ruled out: 0
+    # A first run near 0 (weak Gaussian dependency, wide views): sizes at noise level do not count.
+    assert refit_alternative(-0.004, 2, None, sizes=0.001) == decay
+    assert mdmest.estimation.SIZES_NATS == 0.02
     assert refit_alternative(2.0, 3, None, sizes=2.5)[0] == "tree_weight_decay"
     assert refit_alternative(0.3, 3, "chain", sizes=0.4) == decay
     assert mdmest.estimation.REFIT_STRONG_WEIGHT_DECAY > mdmest.estimation.REFIT_WEIGHT_DECAY

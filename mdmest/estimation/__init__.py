@@ -36,10 +36,12 @@ from mdmest.estimation.recipes import (
     KL_RECIPE_MEASURES,
     REFIT_STRONG_WEIGHT_DECAY,
     REFIT_WEIGHT_DECAY,
+    SIZES_NATS,
     THOROUGH_SPLIT_NATS,
     THOROUGH_WEIGHT_DECAY,
     _auto_negatives,
     _fit_transforms,
+    _null_mean,
     _recipe,
     _resolve_transform,
     _value_scale,
@@ -76,6 +78,7 @@ __all__ = [
     "EVAL_PRODUCT_ROWS",
     "REFIT_WEIGHT_DECAY",
     "REFIT_STRONG_WEIGHT_DECAY",
+    "SIZES_NATS",
     "THOROUGH_SPLIT_NATS",
     "THOROUGH_WEIGHT_DECAY",
 ]
@@ -283,9 +286,12 @@ def _refit(views, measure, measure_kwargs: dict, options: dict, first: EstimateR
     # The view-size critic replaces the MLP of the recipe: not with a decomposition or a critic
     # of the caller's.
     sizes_possible = options["decomposition"] is None and "critic" not in measure_kwargs
-    sizes = (
-        size_dependence(first.transform_views(_as_arrays(views, None))) if sizes_possible else 0.0
-    )
+    sizes = 0.0
+    if sizes_possible:  # less its mean under independence
+        arrays = _as_arrays(views, None)
+        sizes = size_dependence(first.transform_views(arrays)) - _null_mean(
+            len(arrays), len(arrays[0])
+        )
     name, change = refit_alternative(
         first.value, len(first.measure.dims), options["decomposition"], sizes
     )

@@ -31,6 +31,7 @@ __all__ = [
     "REFIT_GAP_FRACTION",
     "REFIT_WEIGHT_DECAY",
     "REFIT_STRONG_WEIGHT_DECAY",
+    "SIZES_NATS",
     "KL_RECIPE_MEASURES",
     "DECOMPOSITION_CHOICES",
     "THOROUGH_SPLIT_NATS",
@@ -62,6 +63,11 @@ REFIT_WEIGHT_DECAY = THOROUGH_WEIGHT_DECAY
 #: ``REFIT_WEIGHT_DECAY`` overfits too (measured on the task suite's wide views,
 #: docs/benchmarks.md, section 6, "Wide views: outside the suite").
 REFIT_STRONG_WEIGHT_DECAY = 1.0
+#: ``refit=True``: the views' sizes must show more than this (and than the first run) for the
+#: refit to be the view-size critic: a first run near 0 on weak Gaussian dependency among wide
+#: views would otherwise trade weight decay (Gaussian, 10 + 10 features, 0.1 nats: 0.082) for a
+#: critic whose extra inputs carry nothing (0.005; the sizes show 0.001 nats).
+SIZES_NATS = 0.02
 #: :func:`size_bound`: bootstrap resamples of the rows for its standard error, and the fewest
 #: distinct values, as a fraction of the rows, that each view's size needs (with more ties the
 #: sizes are not continuous and the Gaussian-copula value is no bound).
@@ -199,7 +205,11 @@ def refit_alternative(
     alternative = thorough_alternative(value, n_views)
     if alternative is None or decomposition is not None:
         alternative = "weight_decay", {"weight_decay": REFIT_WEIGHT_DECAY}
-    if alternative[0] == "weight_decay" and decomposition is None and sizes > value:
+    if (
+        alternative[0] == "weight_decay"
+        and decomposition is None
+        and sizes > max(value, SIZES_NATS)
+    ):
         return "view_sizes", {"view_sizes": True}
     return alternative
 
@@ -218,6 +228,11 @@ def _copula_tc(scores: np.ndarray) -> float:
         return 0.0
     sign, logdet = np.linalg.slogdet(np.corrcoef(scores, rowvar=False))
     return float(-0.5 * logdet) if sign > 0 else math.inf
+
+
+def _null_mean(k: int, rows: int) -> float:
+    """The mean of :func:`size_dependence` over ``rows`` rows of ``k`` independent views."""
+    return k * (k - 1) / (4 * rows)
 
 
 def size_dependence(views) -> float:
@@ -251,13 +266,12 @@ def size_bound(views, seed: int = 0) -> tuple[float, float]:
     value = _copula_tc(scores)
     if not math.isfinite(value):
         return math.nan, math.nan
-    bias = k * (k - 1) / (4 * rows)
     rng = np.random.default_rng(seed)
     resampled = [
         _copula_tc(special.ndtri(stats.rankdata(scores[pick], axis=0) / (rows + 1)))
         for pick in rng.integers(0, rows, size=(SIZE_BOUND_RESAMPLES, rows))
     ]
-    return value - bias, float(np.std(resampled, ddof=1))
+    return value - _null_mean(k, rows), float(np.std(resampled, ddof=1))
 
 
 def thorough_alternative(value: float, n_views: int) -> tuple[str, dict] | None:
