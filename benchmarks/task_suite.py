@@ -260,7 +260,9 @@ def summarize(runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], 
             "step_ratio": max(ratios)[0] if ratios else None,
             "step_ratio_task": max(ratios)[1] if ratios else None,
         }
-    return {"rows": args.rows, "seeds": args.seeds, "tasks": per_task, "summary": summary}
+    # The seeds present (a --summarize of a 2-seed run reads 2, not the --seeds default).
+    seeds = len({int(r["seed"]) for r in runs}) or args.seeds
+    return {"rows": args.rows, "seeds": seeds, "tasks": per_task, "summary": summary}
 
 
 def targets(result: dict) -> list[tuple[str, bool | None, str]]:
