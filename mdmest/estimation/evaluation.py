@@ -46,7 +46,11 @@ def _evaluate(
 def _warn_if_untrustworthy(result: EstimateResult) -> None:
     value, stderr = result.value, result.stderr
     spread = f" ± {stderr:.3f}" if math.isfinite(stderr) else ""
-    if all(part.shrink == 0.0 for part in getattr(result.measure, "terms", [result.measure])):
+    from_sizes = bool(result.candidates) and result.value == result.candidates.get("size_bound")
+    constant = all(
+        part.shrink == 0.0 for part in getattr(result.measure, "terms", [result.measure])
+    )
+    if constant and not from_sizes:
         warnings.warn(
             f"no critic beat a constant one on the {result.n_validation} validation rows, so the "
             "value is the constant critic's 0: these rows show no dependency that can be told "

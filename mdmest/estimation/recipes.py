@@ -32,6 +32,7 @@ __all__ = [
     "REFIT_WEIGHT_DECAY",
     "REFIT_STRONG_WEIGHT_DECAY",
     "SIZES_NATS",
+    "SIZE_BOUND_MIN_ROWS",
     "KL_RECIPE_MEASURES",
     "DECOMPOSITION_CHOICES",
     "THOROUGH_SPLIT_NATS",
@@ -73,6 +74,8 @@ SIZES_NATS = 0.02
 #: sizes are not continuous and the Gaussian-copula value is no bound).
 SIZE_BOUND_RESAMPLES = 100
 SIZE_BOUND_DISTINCT = 0.9
+#: :func:`size_bound`: the fewest rows it is computed on (with fewer, its bootstrap says little).
+SIZE_BOUND_MIN_ROWS = 100
 #: ``refit=True``: a run whose training bound still rose by more than this fraction (and
 #: ``RISE_NATS``) from the third to the last quarter of its steps, and that does not overfit, is
 #: trained as long again from where it stopped (a fresh optimiser and learning-rate schedule,
@@ -256,12 +259,13 @@ def size_bound(views, seed: int = 0) -> tuple[float, float]:
     multivariate Student-t with identity dispersion) and about 0 for Gaussian views.
     :func:`~mdmest.estimate` keeps it where it beats every critic ("size_bound"). NaN where
     fewer than two views have continuous sizes (a view of one size, or sizes with more than
-    ``1 - SIZE_BOUND_DISTINCT`` of the rows tied) or the sizes are identical.
+    ``1 - SIZE_BOUND_DISTINCT`` of the rows tied), the sizes are identical, or the rows are fewer
+    than ``SIZE_BOUND_MIN_ROWS``.
     """
     scores = _size_scores(views)
     rows, k = scores.shape
     distinct = [len(np.unique(column)) for column in scores.T]
-    if k < 2 or min(distinct) < SIZE_BOUND_DISTINCT * rows:
+    if k < 2 or rows < SIZE_BOUND_MIN_ROWS or min(distinct) < SIZE_BOUND_DISTINCT * rows:
         return math.nan, math.nan
     value = _copula_tc(scores)
     if not math.isfinite(value):

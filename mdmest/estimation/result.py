@@ -62,8 +62,8 @@ class EstimateResult:
         ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after ``refit=True``
         trained a second time, "default" and one of "weight_decay", "tree_weight_decay",
         "view_sizes" (an overfit critic) or "extended" (one still learning), and
-        "strong_weight_decay" where weight decay overfit too; with ``refit=True`` and no
-        validation rows, "size_bound" (where the sizes are continuous). Otherwise ``None``.
+        "strong_weight_decay" where weight decay overfit too; with ``refit=True``, "size_bound"
+        (from 100 held-out rows, where the sizes are continuous). Otherwise ``None``.
     test_rows : numpy.ndarray, optional
         Positions, in the views, of the held-out rows.
 
