@@ -96,9 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-refit",
         action="store_true",
         help="for dv and f: report the first run as it is (by default a critic that overfits is "
-        "trained again with weight decay 0.3, with 3+ views at 1.5+ nats also as a tree, and "
-        "if still overfit with a critic that reads each view's size or a stronger weight decay; "
-        "one still learning is trained as long again; the largest value is kept)",
+        "trained again with weight decay 0.3, with 3+ views at 1.5+ nats as a tree, or, where "
+        "the views' sizes show more, with a critic that also reads them, and if weight decay "
+        "still overfits with weight decay 1.0; one still learning is trained as long again; the "
+        "bound from the views' sizes is a candidate too; the largest value is kept)",
     )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)

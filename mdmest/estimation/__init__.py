@@ -171,8 +171,8 @@ def estimate(
         trained again from the same seed with ``thorough``'s alternative
         (:func:`refit_alternative`: weight decay 0.3, "weight_decay"; with 3 or more views and a
         first value of 1.5 nats or more, the tree decomposition with it, "tree_weight_decay";
-        where the views' sizes alone show more dependency than the first run
-        (:func:`size_dependence`), a critic that also reads each view's size instead of weight
+        where the views' sizes alone show more dependency than the first run and than 0.02
+        nats (:func:`size_dependence`, ``SIZES_NATS``), a critic that also reads each view's size instead of weight
         decay, "view_sizes", not with a decomposition or a ``critic`` of the caller's; no refit
         when ``weight_decay`` is given); where weight decay overfits too, a third run with weight
         decay 1.0 ("strong_weight_decay"). The critic **underfits** (training bound still rising

@@ -200,10 +200,10 @@ def refit_alternative(
     ``thorough``'s alternative (weight decay below ``THOROUGH_SPLIT_NATS``; with 3 or more views
     at or above it, the tree with weight decay, whose terms are each a weaker dependency), or
     weight decay alone where there is none or the caller chose the decomposition. Where weight
-    decay alone would run and the views' sizes show more than ``value`` (``sizes``, from
-    :func:`size_dependence`; pass 0 where a decomposition or a critic of the caller's rules the
-    view-size critic out), the default options with a critic that also reads each view's size
-    ("view_sizes") instead.
+    decay alone would run, no decomposition is chosen, and the views' sizes show more than both
+    ``value`` and ``SIZES_NATS`` (``sizes``: :func:`size_dependence` less its mean under
+    independence; pass 0 where a critic of the caller's rules the view-size critic out), the
+    default options with a critic that also reads each view's size ("view_sizes") instead.
     """
     alternative = thorough_alternative(value, n_views)
     if alternative is None or decomposition is not None:
@@ -222,7 +222,12 @@ def _size_scores(views) -> np.ndarray:
     one size."""
     sizes = np.stack([np.mean(np.square(v), axis=1) for v in views], axis=1)
     sizes = sizes[:, np.ptp(sizes, axis=0) > 0]  # a view of one size shows nothing
-    return special.ndtri(stats.rankdata(sizes, axis=0) / (len(sizes) + 1))
+    return _normal_scores(sizes)
+
+
+def _normal_scores(columns: np.ndarray) -> np.ndarray:
+    """Each column's mid-ranks over n + 1, mapped through the inverse normal CDF."""
+    return special.ndtri(stats.rankdata(columns, axis=0) / (len(columns) + 1))
 
 
 def _copula_tc(scores: np.ndarray) -> float:
@@ -272,7 +277,7 @@ def size_bound(views, seed: int = 0) -> tuple[float, float]:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     resampled = [
-        _copula_tc(special.ndtri(stats.rankdata(scores[pick], axis=0) / (rows + 1)))
+        _copula_tc(_normal_scores(scores[pick]))
         for pick in rng.integers(0, rows, size=(SIZE_BOUND_RESAMPLES, rows))
     ]
     return value - _null_mean(k, rows), float(np.std(resampled, ddof=1))
