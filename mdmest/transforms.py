@@ -19,10 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["CommonScale", "GaussianCopula", "TRANSFORMS", "fit_common_scale"]
+__all__ = ["CommonScale", "GaussianCopula", "TRANSFORMS", "COPULA_TRANSFORMS", "fit_common_scale"]
 
 #: Names ``mdmest.estimate(transform=...)`` accepts besides ``None`` and "auto".
 TRANSFORMS = ("whitened_copula", "copula", "scale")
+#: The names among them of a :class:`GaussianCopula` map (normal marginals).
+COPULA_TRANSFORMS = ("whitened_copula", "copula")
 
 
 @dataclass

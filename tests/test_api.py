@@ -31,6 +31,7 @@ PUBLIC = {
     },
     "mdmest.critics": {
         "ACTIVATIONS",
+        "GaussianCritic",
         "GroupSort",
         "MLPCritic",
         "apply_spectral_norm",
@@ -85,6 +86,7 @@ PUBLIC = {
         "minimum_rows",
         "overfits",
         "refit_alternative",
+        "gaussian_bound",
         "size_bound",
         "size_dependence",
         "still_rising",
@@ -118,6 +120,7 @@ PUBLIC = {
         "task_suite",
     },
     "mdmest.transforms": {
+        "COPULA_TRANSFORMS",
         "CommonScale",
         "GaussianCopula",
         "TRANSFORMS",

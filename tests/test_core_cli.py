@@ -98,8 +98,13 @@ def test_estimate_decomposition_option(tmp_path):
     )
     assert main([*argv, "--thorough", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    # 0.5 nats: below 1.5, so weight decay; the size bound needs no training.
-    assert set(record["candidates"]) == {"default", "weight_decay", "size_bound"}
+    # 0.5 nats: below 1.5, so weight decay; the bounds need no training.
+    assert set(record["candidates"]) == {
+        "default",
+        "weight_decay",
+        "size_bound",
+        "gaussian_copula",
+    }
     assert record["value"] == max(record["candidates"].values())
 
 

@@ -96,7 +96,8 @@ def test_result_repr_is_one_short_line_and_to_dict_is_json():
     assert (record["n_train"], record["n_validation"], record["n_test"]) == (1200, 400, 400)
     assert record["train_bound"] == result.train_bound
     assert record["step_seconds"]["steps"] == 20
-    assert set(record["candidates"]) == {"default", "size_bound"}  # the bound costs no training
+    # The bounds that need no training are candidates on every run.
+    assert set(record["candidates"]) == {"default", "size_bound", "gaussian_copula"}
     # Without a standard error: no "±", and None (JSON null) in the dict.
     bare = mdmest.EstimateResult(0.5, float("nan"), result.history, result.measure, n_test=3)
     assert "±" not in repr(bare) and bare.to_dict()["stderr"] is None
@@ -229,6 +230,7 @@ def test_refit_trains_again_with_weight_decay_when_the_critic_overfits():
         "weight_decay",
         "strong_weight_decay",
         "size_bound",
+        "gaussian_copula",
     }
     assert result.candidates["default"] == first.value  # the same first run
     assert abs(result.candidates["size_bound"]) < 0.02
@@ -268,14 +270,16 @@ def test_refit_reads_the_views_sizes_where_heavy_tails_share_one_scale():
     views = task.sample(5000, seed=0)
     result = mdmest.estimate(views, "dv", steps=300, progress=False)
     values = result.candidates
-    assert set(values) == {"default", "view_sizes", "size_bound"}
+    assert set(values) == {"default", "view_sizes", "size_bound", "gaussian_copula"}
     assert values["view_sizes"] > 3 * values["default"]
     assert result.value == max(values.values())
     assert 0.5 * task.total_correlation < result.value < task.total_correlation + 0.05
     assert result.measure.critic.view_dims == [10, 10]
     # The size bound is that of the held-out rows, in the transform the critics saw.
     held_out = result.transform_views([v[result.test_rows] for v in views])
-    assert values["size_bound"] == mdmest.estimation.size_bound(held_out, seed=0)[0]
+    assert values["size_bound"] == pytest.approx(
+        mdmest.estimation.size_bound(held_out, seed=0)[0], rel=1e-9
+    )
 
 
 def test_size_bound_is_a_lower_bound_exact_for_a_shared_scale_and_zero_when_independent():
@@ -319,8 +323,9 @@ def test_refit_adds_nothing_where_the_critic_does_not_overfit():
     result = mdmest.estimate(views, "dv", **budget)
     first = mdmest.estimate(views, "dv", refit=False, **budget)
     assert not mdmest.estimation.overfits(first.train_bound, first.value, first.stderr)
-    assert first.candidates is None and result.value == first.value
-    assert set(result.candidates) == {"default", "size_bound"}  # the bound needs no training
+    assert first.candidates is None and result.candidates["default"] == first.value
+    # The bounds need no training.
+    assert set(result.candidates) == {"default", "size_bound", "gaussian_copula"}
 
 
 def test_overfits_needs_a_gap_beyond_the_bound_fraction_the_noise_and_a_floor():
@@ -344,7 +349,7 @@ def test_refit_trains_a_still_rising_critic_as_long_again():
     np.testing.assert_array_equal(result.history[:300], first.history)
     assert result.candidates["default"] == first.value
     assert result.value == max(result.candidates.values())
-    assert set(result.candidates) == {"default", "extended", "size_bound"}
+    assert set(result.candidates) == {"default", "extended", "size_bound", "gaussian_copula"}
 
 
 def test_still_rising_reads_the_last_two_quarters_of_the_bound():
@@ -355,3 +360,71 @@ def test_still_rising_reads_the_last_two_quarters_of_the_bound():
     assert still_rising(climbing, 0.9, 0.01)
     assert not still_rising(climbing, 0.5, 0.01)  # overfit: not trained further
     assert not still_rising(climbing[:80], 0.3, 0.01)  # too few steps to tell
+
+
+def test_gaussian_critic_reads_the_gaussian_total_correlation_on_rows_it_was_not_fitted_on():
+    from mdmest.critics import GaussianCritic
+    from mdmest.reference import gaussian_total_correlation
+
+    task = gaussian_task_with_tc(1.0, (3, 2, 4))
+    rows = np.concatenate(task.sample(20000, seed=0), axis=1)
+    critic = GaussianCritic.fit(rows[:16000], [3, 2, 4])
+    # The critic is the log-density ratio: its mean on joint rows is the fitted Gaussian TC.
+    fitted = gaussian_total_correlation(np.cov(rows[:16000], rowvar=False), [3, 2, 4])
+    mean_score = float(critic(torch.as_tensor(rows[:16000], dtype=torch.float64)).mean())
+    assert mean_score == pytest.approx(fitted, abs=1e-6)
+    measure = mdmest.TotalCorrelation([3, 2, 4], critic=critic, sampler="shifted")
+    held_out = [torch.as_tensor(v[16000:], dtype=torch.float32) for v in task.sample(20000, 0)]
+    assert float(measure.estimate(*held_out, negatives=64, generator=0)) == pytest.approx(
+        task.total_correlation, abs=0.06
+    )
+    # Fitted on independent rows: scores about 0 on average.
+    independent = np.random.default_rng(0).normal(size=(8000, 4))
+    flat = GaussianCritic.fit(independent, [2, 2])(torch.as_tensor(independent))
+    assert abs(float(flat.mean())) < 0.002  # the fitted TC: about p / (2n)
+    with pytest.raises(ValueError, match="singular"):
+        GaussianCritic.fit(np.c_[independent, independent[:, :1]], [2, 3])
+    with pytest.raises(ValueError, match=r"rows of 5 features.*got shape \(8000, 4\)"):
+        GaussianCritic.fit(independent, [2, 3])
+
+
+def test_gaussian_bound_is_a_lower_bound_near_zero_when_independent_and_nan_on_few_rows():
+    gaussian_bound = mdmest.estimation.gaussian_bound
+    task = gaussian_task_with_tc(2.0, (5, 5, 5))
+    views = task.sample(10000, seed=1)
+    value, stderr = gaussian_bound([v[2000:] for v in views], [v[:2000] for v in views])
+    assert 0 < stderr < 0.1 and abs(value - 2.0) < 3 * stderr + 0.05
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(10):
+        x, y = rng.standard_t(3, (5000, 2)), rng.standard_t(3, (5000, 2))
+        values.append(gaussian_bound([x[1000:], y[1000:]], [x[:1000], y[:1000]])[0])
+    assert max(values) < 0.01 and abs(np.mean(values)) < 0.005
+    few = [v[:99] for v in views]
+    assert np.isnan(gaussian_bound([v[2000:] for v in views], few)[0])  # < 100 held-out rows
+    singular = [views[0][2000:], views[0][2000:, :2]]
+    assert np.isnan(gaussian_bound(singular, [views[0][:2000], views[0][:2000, :2]])[0])
+
+
+def test_estimate_keeps_the_gaussian_copula_bound_where_it_beats_the_critic():
+    # Per-feature maps of wide Gaussian views: the copula undoes them, and the Gaussian critic
+    # fitted on the training rows beats a critic trained for only 50 steps.
+    task = TransformedTask(gaussian_task_with_tc(1.0, (8, 8)), "asinh")
+    views = task.sample(5000, seed=0)
+    result = mdmest.estimate(views, "dv", steps=50, progress=False)
+    assert result.candidates["gaussian_copula"] > result.candidates["default"] + 0.1
+    assert result.value == result.candidates["gaussian_copula"] == max(result.candidates.values())
+    assert abs(result.value - 1.0) < 0.1 and 0 < result.stderr < 0.1
+    # On the same held-out rows, in the transform the critic saw, fitted on the other rows.
+    mapped = result.transform_views(views)
+    held_out = np.isin(np.arange(5000), result.test_rows)
+    assert (
+        result.value
+        == mdmest.estimation.gaussian_bound(
+            [m[~held_out] for m in mapped], [m[held_out] for m in mapped], seed=0
+        )[0]
+    )
+    # Not without a copula transform (the bound needs normal marginals to be safe), nor by refit=False.
+    raw = mdmest.estimate(views, "dv", steps=50, transform=None, progress=False)
+    assert "gaussian_copula" not in raw.candidates
+    assert mdmest.estimate(views, "dv", steps=50, refit=False, progress=False).candidates is None

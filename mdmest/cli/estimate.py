@@ -99,7 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "trained again with weight decay 0.3, with 3+ views at 1.5+ nats as a tree, or, where "
         "the views' sizes show more, with a critic that also reads them, and if weight decay "
         "still overfits with weight decay 1.0; one still learning is trained as long again; the "
-        "bound from the views' sizes is a candidate too; the largest value is kept)",
+        "bounds from the views' sizes and of a Gaussian fitted in the copula transform are "
+        "candidates too; the largest value is kept)",
     )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)

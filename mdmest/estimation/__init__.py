@@ -45,6 +45,7 @@ from mdmest.estimation.recipes import (
     _recipe,
     _resolve_transform,
     _value_scale,
+    gaussian_bound,
     overfits,
     refit_alternative,
     size_bound,
@@ -62,6 +63,7 @@ from mdmest.estimation.training import (
     _go_cross_rank,
     _train,
 )
+from mdmest.transforms import COPULA_TRANSFORMS
 
 __all__ = [
     "estimate",
@@ -71,6 +73,7 @@ __all__ = [
     "minimum_rows",
     "overfits",
     "refit_alternative",
+    "gaussian_bound",
     "size_bound",
     "size_dependence",
     "still_rising",
@@ -180,10 +183,13 @@ def estimate(
         :func:`still_rising`): the same critic trained ``steps`` more, with a fresh optimiser and
         schedule at twice the learning rate ("extended"). Where neither holds, nothing is added;
         otherwise the run costs about twice the training (three times with a third run).
-        With any number of rows, the closed-form bound from the views' sizes on the held-out rows
-        (:func:`size_bound`, "size_bound"; from 100 held-out rows) is a candidate too, at no
-        training cost: with few rows of heavy-tailed views it is often far above what a critic
-        can learn from them.
+        With any number of rows (from 100 held-out rows), two bounds that need no training are
+        candidates too, on the held-out rows in the transform the critics saw: the bound from the
+        views' sizes (:func:`size_bound`, "size_bound"; with few rows of heavy-tailed views often
+        far above what a critic can learn from them) and, in a copula transform, the DV bound of
+        the Gaussian log-density ratio fitted on the other rows (:func:`gaussian_bound`,
+        "gaussian_copula"; near the truth for per-feature maps of Gaussian views with many
+        features, where trained critics fall short).
         ``False``: the first run as it is.
     steps, batch_size, lr : int, int, float
         Optimisation budget: Adam steps, rows per step and learning rate.
@@ -259,7 +265,18 @@ def estimate(
         device=device,
     )
     if thorough:
-        return _thorough(views, measure, measure_kwargs, refit, **options)
+        result = _thorough(views, measure, measure_kwargs, refit, options)
+    else:
+        result = _trained(views, measure, measure_kwargs, refit, options)
+    if refit and _kl_by_name(measure, measure_kwargs):
+        result = _with_closed_forms(views, result, seed, eval_negatives)
+    _warn_if_untrustworthy(result)
+    return result
+
+
+def _trained(views, measure, measure_kwargs: dict, refit: bool, options: dict) -> EstimateResult:
+    """The critic's part of :func:`estimate`: one run, and with ``refit`` where it falls short,
+    a second (:func:`_refit`) or the same run extended."""
     result = _estimate_once(
         views,
         measure,
@@ -267,11 +284,8 @@ def estimate(
         **options,
         extend=refit and _kl_by_name(measure, measure_kwargs),
     )
-    if refit and _refits(measure, measure_kwargs, weight_decay, result):
+    if refit and _refits(measure, measure_kwargs, options["weight_decay"], result):
         result = _refit(views, measure, measure_kwargs, options, result)
-    if refit and _kl_by_name(measure, measure_kwargs):
-        result = _with_size_bound(views, result, seed)
-    _warn_if_untrustworthy(result)
     return result
 
 
@@ -311,16 +325,29 @@ def _refit(views, measure, measure_kwargs: dict, options: dict, first: EstimateR
     return kept
 
 
-def _with_size_bound(views, result: EstimateResult, seed: int) -> EstimateResult:
-    """``refit=True``: :func:`size_bound` on the held-out rows as one more candidate
-    ("size_bound"), its value and standard error kept where it beats every critic."""
-    held_out = [a[result.test_rows] for a in _as_arrays(views, None)]
-    bound, stderr = size_bound(result.transform_views(held_out), seed)
-    if math.isnan(bound):
-        return result
-    result.candidates = {**(result.candidates or {"default": result.value}), "size_bound": bound}
-    if bound > result.value:
-        result.value, result.stderr = bound, stderr
+def _with_closed_forms(
+    views, result: EstimateResult, seed: int, eval_negatives: int | None
+) -> EstimateResult:
+    """``refit=True``: the bounds that need no training, on the held-out rows in the transform
+    the critics saw, as more candidates, each value and standard error kept where it beats every
+    critic: :func:`size_bound` ("size_bound") and, in a Gaussian-copula transform,
+    :func:`gaussian_bound` fitted on the other rows ("gaussian_copula")."""
+    mapped = result.transform_views(_as_arrays(views, None))
+    held_out = np.zeros(len(mapped[0]), dtype=bool)
+    held_out[result.test_rows] = True
+    test = [a[held_out] for a in mapped]
+    found = {"size_bound": size_bound(test, seed)}
+    if result.transform in COPULA_TRANSFORMS:
+        train = [a[~held_out] for a in mapped]
+        found["gaussian_copula"] = gaussian_bound(train, test, seed, eval_negatives)
+    candidates = dict(result.candidates or {"default": result.value})
+    for name, (bound, stderr) in found.items():
+        if math.isnan(bound):
+            continue
+        candidates[name] = bound
+        if bound > result.value:
+            result.value, result.stderr = bound, stderr
+    result.candidates = candidates
     return result
 
 
@@ -466,9 +493,9 @@ def _estimate_once(
     return result
 
 
-def _thorough(views, measure, measure_kwargs: dict, refit: bool, **options) -> EstimateResult:
-    """``estimate(..., thorough=True)``: the default run (with its refit), one alternative, the
-    larger value."""
+def _thorough(views, measure, measure_kwargs: dict, refit: bool, options: dict) -> EstimateResult:
+    """``estimate(..., thorough=True)``'s critics: the default run (with its refit), one
+    alternative, the larger value."""
     with _rejected_as_input():
         if not isinstance(measure, str):
             raise TypeError("thorough=True applies only when measure is given by name")
@@ -482,14 +509,14 @@ def _thorough(views, measure, measure_kwargs: dict, refit: bool, **options) -> E
                 "thorough=True chooses the decomposition and the weight decay itself; got "
                 f"decomposition={options['decomposition']!r}, weight_decay={options['weight_decay']}"
             )
-    first = estimate(views, measure, refit=refit, **options, **measure_kwargs)
+    first = _trained(views, measure, measure_kwargs, refit, options)
     tried = dict(first.candidates or {"default": first.value})
     alternative = thorough_alternative(tried["default"], len(views))
     if alternative is None or alternative[0] in tried:  # none, or the refit already trained it
         first.candidates = tried
         return first
     name, change = alternative
-    other = estimate(views, measure, refit=False, **{**options, **change}, **measure_kwargs)
+    other = _trained(views, measure, measure_kwargs, False, {**options, **change})
     kept = other if other.value > first.value else first
     kept.candidates = {**tried, name: other.value}
     return kept

@@ -11,7 +11,7 @@ import torch
 
 from mdmest.estimation.result import EstimateResult, EstimateWarning
 
-__all__ = ["EVAL_PRODUCT_ROWS", "STDERR_FOLDS", "FEW_TEST_ROWS"]
+__all__ = ["EVAL_PRODUCT_ROWS", "STDERR_FOLDS", "FEW_TEST_ROWS", "CLOSED_FORM_CANDIDATES"]
 
 #: With ``eval_negatives=None`` the held-out value averages over at least this many product rows.
 EVAL_PRODUCT_ROWS = 2**18
@@ -19,6 +19,8 @@ EVAL_PRODUCT_ROWS = 2**18
 STDERR_FOLDS = 10
 #: Fewer held-out rows than this make the value too noisy to trust without its standard error.
 FEW_TEST_ROWS = 250
+#: The candidates of ``refit=True`` that need no training.
+CLOSED_FORM_CANDIDATES = ("size_bound", "gaussian_copula")
 
 
 def _evaluate(
@@ -46,11 +48,14 @@ def _evaluate(
 def _warn_if_untrustworthy(result: EstimateResult) -> None:
     value, stderr = result.value, result.stderr
     spread = f" ± {stderr:.3f}" if math.isfinite(stderr) else ""
-    from_sizes = bool(result.candidates) and result.value == result.candidates.get("size_bound")
+    # A bound that needs no training kept: the critic's shrink says nothing of it.
+    closed_form = bool(result.candidates) and result.value in (
+        result.candidates.get(name) for name in CLOSED_FORM_CANDIDATES
+    )
     constant = all(
         part.shrink == 0.0 for part in getattr(result.measure, "terms", [result.measure])
     )
-    if constant and not from_sizes:
+    if constant and not closed_form:
         warnings.warn(
             f"no critic beat a constant one on the {result.n_validation} validation rows, so the "
             "value is the constant critic's 0: these rows show no dependency that can be told "

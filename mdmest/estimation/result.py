@@ -29,9 +29,10 @@ class EstimateResult:
     value : float
         The bound on the held-out rows with the kept critic, its product side averaged over
         ``eval_negatives`` draws (nats for "dv" and "f" with KL, the views' units for
-        "wasserstein"); or, with ``refit=True`` where it is larger, the closed-form bound from the
-        views' sizes on the same rows (:func:`~mdmest.estimation.size_bound`, candidate
-        "size_bound").
+        "wasserstein"); or, with ``refit=True`` where it is larger, a bound that needs no training
+        on the same rows: from the views' sizes (:func:`~mdmest.estimation.size_bound`, candidate
+        "size_bound") or of the Gaussian log-density ratio in the copula transform
+        (:func:`~mdmest.estimation.gaussian_bound`, "gaussian_copula").
     stderr : float
         Standard error of ``value`` over held-out rows, critic fixed: the standard deviation of
         the value on ``m`` disjoint folds of the held-out rows (m ≤ 10), divided by √m (for
@@ -62,8 +63,9 @@ class EstimateResult:
         ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after ``refit=True``
         trained a second time, "default" and one of "weight_decay", "tree_weight_decay",
         "view_sizes" (an overfit critic) or "extended" (one still learning), and
-        "strong_weight_decay" where weight decay overfit too; with ``refit=True``, "size_bound"
-        (from 100 held-out rows, where the sizes are continuous). Otherwise ``None``.
+        "strong_weight_decay" where weight decay overfit too; with ``refit=True``, from 100
+        held-out rows, "size_bound" (where the sizes are continuous) and "gaussian_copula" (in a
+        copula transform, where the covariance is not singular). Otherwise ``None``.
     test_rows : numpy.ndarray, optional
         Positions, in the views, of the held-out rows.
 
