@@ -91,11 +91,11 @@ def test_estimate_decomposition_option(tmp_path):
     assert record["options"]["weight_decay"] == 0.3
     decayed = mdmest.estimate(
         views, "dv", decomposition="tree", weight_decay=0.3, steps=5, progress=False
-    ).value
-    assert record["value"] == pytest.approx(decayed)
-    assert decayed != pytest.approx(
-        mdmest.estimate(views, "dv", decomposition="tree", steps=5, progress=False).value
     )
+    assert record["value"] == pytest.approx(decayed.value)
+    plain = mdmest.estimate(views, "dv", decomposition="tree", steps=5, progress=False)
+    # The trained critics differ (the value may be a closed-form bound common to both).
+    assert decayed.candidates["default"] != pytest.approx(plain.candidates["default"])
     assert main([*argv, "--thorough", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     # 0.5 nats: below 1.5, so weight decay; the bounds need no training.
