@@ -329,10 +329,7 @@ def derive_thorough(path: Path) -> int:
     options: "dv_wd" or "dv_tree_wd"), keeping the larger value; so its row is that rule applied
     to those rows (seconds: the sum of the runs it needs). Cells lacking a needed row are skipped.
     """
-    runs = {
-        (r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"], r["family"]): r
-        for r in read_runs(path)
-    }
+    runs = _runs_by_setting_and_cell(path)
     derived = []
     for (name, *cell), one in runs.items():
         if name != "dv" or ("dv_thorough", *cell) in runs:
@@ -346,21 +343,14 @@ def derive_thorough(path: Path) -> int:
             chosen = max(chosen, float(other["estimate"]))
             seconds += float(other["seconds"])
         derived.append({**one, "setting": "dv_thorough", "estimate": chosen, "seconds": seconds})
-    # the file's own columns: derived rows share their family with the rows they come from
-    columns = _header(path) or FIELDS
-    with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=columns, extrasaction="ignore").writerows(derived)
-    return len(derived)
+    return _append_rows(path, derived)
 
 
 def derive_closed_forms(path: Path) -> int:
     """Append the ``WITH_CLOSED_FORMS`` rows: each "dv" or "dv_thorough" row whose cell and seed
     have a "gaussian_copula" row, with the larger of the two values (seconds: the run's; the
     closed form costs no training). Returns how many."""
-    runs = {
-        (r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"], r["family"]): r
-        for r in read_runs(path)
-    }
+    runs = _runs_by_setting_and_cell(path)
     derived = []
     for (name, *cell), one in runs.items():
         target = WITH_CLOSED_FORMS.get(name)
@@ -369,10 +359,24 @@ def derive_closed_forms(path: Path) -> int:
             continue
         value = max([float(one["estimate"]), *(float(r["estimate"]) for r in closed)])
         derived.append({**one, "setting": target, "estimate": value})
+    return _append_rows(path, derived)
+
+
+def _runs_by_setting_and_cell(path: Path) -> dict[tuple, dict]:
+    """The CSV's rows keyed by (setting, K, d, level, seed, family), as strings."""
+    return {
+        (r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"], r["family"]): r
+        for r in read_runs(path)
+    }
+
+
+def _append_rows(path: Path, rows: list[dict]) -> int:
+    """Append derived rows in the file's own columns (they share their family with the rows they
+    come from); returns how many."""
     columns = _header(path) or FIELDS
     with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=columns, extrasaction="ignore").writerows(derived)
-    return len(derived)
+        csv.DictWriter(f, fieldnames=columns, extrasaction="ignore").writerows(rows)
+    return len(rows)
 
 
 def _family_order(family: str) -> tuple:

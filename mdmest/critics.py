@@ -227,8 +227,7 @@ class GaussianCritic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # In float64, a few thousand rows at a time: wide views need no float64 copy of all rows.
-        scores = [self._scores(part) for part in x.split(4096)]
-        return torch.cat(scores) if scores else x.new_zeros(0)
+        return torch.cat([self._scores(part) for part in x.split(4096)])
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         centred = x.to(torch.float64) - self.mean
