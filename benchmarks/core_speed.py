@@ -3,7 +3,9 @@
 Setting of the core issue: batch 256, 3 views of 64 features, critic with two hidden layers of 256,
 Adam. Both variants run interleaved in one process (median of many steps), so the ratio is measured
 under the same conditions. Also times ``mdmest.estimate`` end to end per step (data handling
-included) against an inline loop that does the same minibatching.
+included) against an inline loop that does the same minibatching, and a step of ``estimate``'s
+recipe at 16 negatives with the product side's gradient from every row against from
+``PRODUCT_GRAD_ROWS`` rows drawn by weight (what ``estimate`` trains with).
 
     python benchmarks/core_speed.py --steps 300 --out results/core_speed.json
 """
@@ -70,6 +72,46 @@ def bench_step(batch: int, dims: list[int], steps: int) -> dict:
             "ratio": statistics.median(t) / floor_median,
         }
         for label, t in times.items()
+    }
+
+
+def bench_negatives(batch: int, dims: list[int], steps: int, negatives: int = 16) -> dict:
+    """Median step of estimate's recipe (GELU critic, shifted product rows) at ``negatives``:
+    the product side's gradient from every row, and from ``PRODUCT_GRAD_ROWS`` drawn by weight."""
+    from mdmest.estimation.training import PRODUCT_GRAD_ROWS
+
+    torch.manual_seed(0)
+    views = [torch.randn(batch, d) for d in dims]
+    variants = {}
+    for label, rows in {"all_rows": None, "drawn_rows": PRODUCT_GRAD_ROWS}.items():
+        critic = MLPCritic(sum(dims), activation="gelu")
+        measure = mdmest.TotalCorrelation(
+            dims, critic=critic, sampler="shifted", negatives=negatives
+        )
+        measure.product_grad_rows = rows
+        opt = torch.optim.Adam(measure.parameters(), 1e-3)
+
+        def library_step(measure=measure, opt=opt):
+            loss = measure(*views)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        variants[label] = library_step
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(20):
+        for step in variants.values():
+            step()
+    for _ in range(steps):
+        for label, step in variants.items():
+            times[label] += time_steps(step, 1)
+    medians = {label: statistics.median(t) * 1e3 for label, t in times.items()}
+    return {
+        "dims": dims,
+        "negatives": negatives,
+        "grad_rows": PRODUCT_GRAD_ROWS,
+        **{f"{label}_ms": ms for label, ms in medians.items()},
+        "ratio": medians["drawn_rows"] / medians["all_rows"],
     }
 
 
@@ -161,8 +203,15 @@ def main() -> None:
         f"held-out value once per estimate(): {est['held_out_value_ms']:.0f} ms "
         f"({est['held_out_negatives']} draws of {est['held_out_rows']} rows, GELU critic)"
     )
+    many = [bench_negatives(args.batch, d, args.steps // 3) for d in ([3, 3, 3, 3], [64, 64, 64])]
+    for r in many:
+        print(
+            f"estimate's step at {r['negatives']} negatives, dims {r['dims']}: product gradient "
+            f"from all rows {r['all_rows_ms']:.2f} ms, from {r['grad_rows']} drawn "
+            f"{r['drawn_rows_ms']:.2f} ms, ratio {r['ratio']:.2f}"
+        )
     if args.out:
-        record = {"step": step, "estimate": est, "machine": machine_info()}
+        record = {"step": step, "estimate": est, "negatives": many, "machine": machine_info()}
         atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
 
 

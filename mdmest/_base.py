@@ -124,6 +124,11 @@ class DependencyMeasure(nn.Module):
         #: constant critic whose bound is exactly 0. :func:`mdmest.estimate` lowers it, with few
         #: rows, when the validation rows say the critic does not generalise.
         self.shrink = 1.0
+        #: With gradients on and more product rows than this, the product side's gradient comes
+        #: from this many rows drawn by their weight in the bound (:meth:`_sampled_product_grad`;
+        #: the value still from every row). ``None`` (default): every row. :func:`mdmest.estimate`
+        #: sets it while it trains with adaptive negatives (``PRODUCT_GRAD_ROWS``).
+        self.product_grad_rows: int | None = None
 
     def default_critic(self, in_features: int) -> nn.Module:
         return MLPCritic(in_features)
@@ -189,6 +194,9 @@ class DependencyMeasure(nn.Module):
         joint = torch.cat(views, dim=1)
         if negatives <= self.negatives:
             product = torch.cat([v.index_select(0, i) for v, i in zip(views, index)], dim=1)
+            rows = self.product_grad_rows
+            if rows is not None and product.shape[0] > rows and torch.is_grad_enabled():
+                return (*self._sampled_product_grad(joint, product, rows), joint, product)
             # One critic call on both sets: half the kernel launches of two calls.
             scores = self.critic_scores(torch.cat([joint, product], dim=0))
             return scores[:batch], scores[batch:], joint, product
@@ -198,6 +206,29 @@ class DependencyMeasure(nn.Module):
         ]
         t_product = torch.cat([self.critic_scores(chunk) for chunk in chunks])
         return self.critic_scores(joint), t_product, joint, chunks[0][:batch]
+
+    def _sampled_product_grad(self, joint: torch.Tensor, product: torch.Tensor, rows: int):
+        """(t_joint, t_product) whose values are the critic's on every row and whose gradient on
+        the product side comes from ``rows`` rows drawn with probability softmax(T).
+
+        Every product row is scored without gradient; ``rows`` indices j are drawn with
+        replacement from p = softmax(T) and each distinct row u, drawn c_u times, is scored again
+        with gradient and enters as c_u (T_u − T_u.detach()) / (rows · p_u): zero in value, and a
+        gradient Σ_u g_u c_u ∇T_u / (rows · p_u), unbiased for Σ_j g_j ∇T_j whatever the bound's
+        gradient g on the product scores. For KL-type bounds g ∝ e^T = p, so each draw adds
+        ∇T_u / rows: the draws follow the rows that carry the gradient.
+        """
+        batch = joint.shape[0]
+        with torch.no_grad():
+            t_all = self.critic_scores(product)
+            p = torch.softmax(t_all.float(), dim=0)
+            drawn = torch.multinomial(p, rows, replacement=True, generator=self.generator)
+            unique, counts = torch.unique(drawn, return_counts=True)
+            weight = (counts / (rows * p[unique])).to(t_all.dtype)
+        scores = self.critic_scores(torch.cat([joint, product.index_select(0, unique)], dim=0))
+        t_drawn = scores[batch:]
+        t_product = t_all.index_add(0, unique, weight * (t_drawn - t_drawn.detach()))
+        return scores[:batch], t_product
 
     def forward(self, *views: torch.Tensor) -> torch.Tensor:
         """The loss to minimise: the negated bound (plus penalties) on these views."""

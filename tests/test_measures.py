@@ -350,3 +350,63 @@ def test_view_dims_feed_each_views_mean_square_less_one():
         MLPCritic(5, view_dims=(2, 2))
     with pytest.raises(ValueError, match="no longer 1-Lipschitz"):
         MLPCritic(5, view_dims=(2, 3), spectral_norm=True)
+
+
+def _fixed_sampler(index):
+    def sampler(batch_size, num_views, negatives, generator=None, device=None):
+        return index
+
+    return sampler
+
+
+@pytest.mark.parametrize("name", ["dv", "f"])
+def test_sampled_product_gradient_keeps_the_value_and_is_unbiased(name):
+    # 32 joint rows, 8 product rows each: the product side's gradient from 64 rows drawn by weight.
+    torch.manual_seed(0)
+    data = views(32, dims=(2, 2))
+    index = torch.stack([torch.randint(0, 32, (256,)) for _ in range(2)])
+    measure = make_measure(name, (2, 2), negatives=8, sampler=_fixed_sampler(index))
+    with torch.no_grad():  # a critic far from 0, so the weights e^T are uneven
+        for p in measure.critic.parameters():
+            p.mul_(3.0)
+    params = [p for p in measure.critic.parameters() if p.requires_grad]
+
+    def gradient():
+        loss = measure(*data)
+        grads = torch.autograd.grad(loss, params)
+        return loss.detach(), torch.cat([g.flatten() for g in grads])
+
+    exact_loss, exact = gradient()
+    measure.product_grad_rows = 64
+    measure.generator = torch.Generator().manual_seed(1)
+    draws = [gradient() for _ in range(400)]
+    for loss, _ in draws:
+        assert loss.item() == pytest.approx(exact_loss.item(), abs=1e-5)
+    mean = torch.stack([g for _, g in draws]).mean(0)
+    single = draws[0][1]
+    # One draw is noisy; 400 average to the exact gradient (a weight off by any factor fails).
+    assert (single - exact).norm() > 0.02 * exact.norm()
+    assert (mean - exact).norm() < 0.05 * exact.norm()
+
+
+def test_sampled_product_gradient_only_with_gradients_and_more_rows():
+    torch.manual_seed(0)
+    data = views(16)
+    measure = TotalCorrelation(DIMS, negatives=4)
+    measure.product_grad_rows = 64  # = 16 * 4 product rows: all of them, no draw
+    measure.generator = torch.Generator().manual_seed(0)
+    state = measure.generator.get_state()
+    measure(*data)
+    assert torch.equal(measure.generator.get_state(), _after_one_index_draw(measure, state))
+    measure.product_grad_rows = 8
+    with torch.no_grad():
+        measure.generator.set_state(state)
+        measure(*data)
+    assert torch.equal(measure.generator.get_state(), _after_one_index_draw(measure, state))
+
+
+def _after_one_index_draw(measure, state):
+    generator = torch.Generator().manual_seed(0)
+    generator.set_state(state)
+    measure.sampler(16, len(measure.dims), measure.negatives, generator=generator, device="cpu")
+    return generator.get_state()

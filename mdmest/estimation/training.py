@@ -21,6 +21,7 @@ __all__ = [
     "AUTO_CHECK_STEPS",
     "AUTO_ESS_FRACTION",
     "AUTO_MAX_NEGATIVES",
+    "PRODUCT_GRAD_ROWS",
     "VALIDATION_CHECKS",
     "VALIDATION_MARGIN",
     "SHRINKS",
@@ -33,6 +34,11 @@ __all__ = [
 AUTO_CHECK_STEPS = 100
 AUTO_ESS_FRACTION = 0.1
 AUTO_MAX_NEGATIVES = 16
+#: ``negatives="auto"``: with more product rows per step than this, the product side's gradient
+#: comes from this many rows drawn by their weight in the bound, the value from all of them
+#: (:meth:`mdmest.measures.DependencyMeasure._sampled_product_grad`; unbiased): at 16 negatives of
+#: 256 rows about half the step's time.
+PRODUCT_GRAD_ROWS = 1024
 #: With validation rows (:data:`mdmest.estimation.rows.VALIDATE_BELOW_ROWS`), the state kept is the
 #: one whose validation bound less ``VALIDATION_MARGIN`` standard errors is highest (the untrained
 #: critic and every ``steps // VALIDATION_CHECKS`` steps, and steps 1, 2, 4, ...), then its scores
@@ -99,6 +105,21 @@ def _go_cross_rank(measure) -> None:
     with torch.no_grad():
         for tensor in [*measure.parameters(), *measure.buffers()]:
             dist.broadcast(tensor.data, 0)
+
+
+@contextlib.contextmanager
+def _product_grad_rows(parts: list, rows: int | None) -> Iterator[None]:
+    """Each part's ``product_grad_rows`` set to ``rows`` for the block, then restored."""
+    saved = [getattr(part, "product_grad_rows", None) for part in parts]
+    for part in parts:
+        if hasattr(part, "product_grad_rows"):
+            part.product_grad_rows = rows
+    try:
+        yield
+    finally:
+        for part, value in zip(parts, saved):
+            if hasattr(part, "product_grad_rows"):
+                part.product_grad_rows = value
 
 
 def _mine(rows: torch.Tensor) -> torch.Tensor:
@@ -175,39 +196,40 @@ def _train(
     measure.train()
     batches_per_epoch = n_train // batch_size
     bar = tqdm(range(steps), desc=f"{type(measure).__name__}", disable=not progress, leave=False)
-    for step in bar:
-        started = time.perf_counter()
-        if step % batches_per_epoch == 0:
-            epoch_order = torch.randperm(n_train, generator=generator, device=device)
-        start = (step % batches_per_epoch) * batch_size
-        idx = epoch_order[start : start + batch_size]
-        if sharded:
-            idx = _mine(idx)
-        loss = measure(*(t.index_select(0, idx) for t in train))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if sharded:
-            all_reduce_mean_grads([p for p in measure.parameters() if p.requires_grad])
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        history[step] = measure.last_bound
-        if auto_negatives:
-            ess_sum += torch.stack(
-                [Fn.effective_sample_fraction(part.last_product_scores) for part in parts]
-            )
-            if (step + 1) % AUTO_CHECK_STEPS == 0:
-                # One host synchronisation per AUTO_CHECK_STEPS steps.
-                for part, low in zip(
-                    parts, (ess_sum < AUTO_ESS_FRACTION * AUTO_CHECK_STEPS).tolist()
-                ):
-                    if low:
-                        part.negatives = min(2 * part.negatives, AUTO_MAX_NEGATIVES)
-                ess_sum.zero_()
-        step_seconds[step] = time.perf_counter() - started
-        keeper.check(step + 1)
-        if progress and (step + 1) % 100 == 0:
-            bar.set_postfix(bound=f"{history[max(0, step - 99) : step + 1].mean().item():.3f}")
+    with _product_grad_rows(parts, PRODUCT_GRAD_ROWS if auto_negatives else None):
+        for step in bar:
+            started = time.perf_counter()
+            if step % batches_per_epoch == 0:
+                epoch_order = torch.randperm(n_train, generator=generator, device=device)
+            start = (step % batches_per_epoch) * batch_size
+            idx = epoch_order[start : start + batch_size]
+            if sharded:
+                idx = _mine(idx)
+            loss = measure(*(t.index_select(0, idx) for t in train))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if sharded:
+                all_reduce_mean_grads([p for p in measure.parameters() if p.requires_grad])
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            history[step] = measure.last_bound
+            if auto_negatives:
+                ess_sum += torch.stack(
+                    [Fn.effective_sample_fraction(part.last_product_scores) for part in parts]
+                )
+                if (step + 1) % AUTO_CHECK_STEPS == 0:
+                    # One host synchronisation per AUTO_CHECK_STEPS steps.
+                    for part, low in zip(
+                        parts, (ess_sum < AUTO_ESS_FRACTION * AUTO_CHECK_STEPS).tolist()
+                    ):
+                        if low:
+                            part.negatives = min(2 * part.negatives, AUTO_MAX_NEGATIVES)
+                    ess_sum.zero_()
+            step_seconds[step] = time.perf_counter() - started
+            keeper.check(step + 1)
+            if progress and (step + 1) % 100 == 0:
+                bar.set_postfix(bound=f"{history[max(0, step - 99) : step + 1].mean().item():.3f}")
     keeper.restore()
     return history.cpu().numpy(), step_seconds
 
