@@ -388,6 +388,63 @@ def test_gaussian_critic_reads_the_gaussian_total_correlation_on_rows_it_was_not
         GaussianCritic.fit(independent, [2, 3])
 
 
+def test_shrunk_gaussian_critic_scales_and_thresholds_the_canonical_correlations():
+    from mdmest.critics import GaussianCritic
+    from mdmest.reference import gaussian_total_correlation
+
+    rng = np.random.default_rng(0)
+    rows = np.concatenate(gaussian_task_with_tc(1.0, (3, 3)).sample(4000, seed=0), axis=1)
+    rows = rows * rng.uniform(0.5, 3.0, 6)  # canonical correlations do not depend on scales
+    cov = np.cov(rows, rowvar=False)
+    w1, w2 = (np.linalg.inv(np.linalg.cholesky(cov[p, p])) for p in (slice(0, 3), slice(3, 6)))
+    canonical = np.linalg.svd(w1 @ cov[:3, 3:] @ w2.T, compute_uv=False)
+    # The critic's mean score on its rows is the TC of the covariance it fitted: that of the
+    # canonical correlations scale * max(s - threshold, 0).
+    for threshold, scale in [(0.0, 1.0), (0.0, 0.7), (0.1, 1.0), (1.0, 1.0)]:
+        critic = GaussianCritic.fit(rows, [3, 3], threshold=threshold, scale=scale)
+        shrunk = scale * np.maximum(canonical - threshold, 0.0)
+        expected = -0.5 * np.log1p(-(shrunk**2)).sum()
+        mean = float(critic(torch.as_tensor(rows)).mean())
+        if threshold == 0.0 and scale == 1.0:
+            assert mean == pytest.approx(gaussian_total_correlation(cov, [3, 3]), abs=1e-6)
+        if threshold == 1.0:
+            assert expected == 0.0
+        # Quadratic terms of the shrunk fit no longer cancel on the rows: compare with the
+        # held-out mean of the exact Gaussian of those canonical correlations up to that term.
+        assert (critic.threshold, critic.scale) == (threshold, scale)
+        assert float(critic.constant) == pytest.approx(0.5 * -np.log1p(-(shrunk**2)).sum())
+
+
+def test_cross_validated_gaussian_critic_generalises_better_and_keeps_strong_dependency():
+    from mdmest.critics import GaussianCritic
+
+    def held_out_mean(critic, rows):
+        return float(critic(torch.as_tensor(rows)).mean())
+
+    # Rank-2 dependency between 20 + 20 features: thresholding the noise's canonical
+    # correlations helps on rows the fit never saw.
+    task = mdmest.tasks.low_rank_gaussian_task(0.5, (20, 20))
+    for seed in range(3):
+        rows = np.concatenate(task.sample(6000, seed=seed), axis=1)
+        plain = GaussianCritic.fit(rows[:4000], task.dims)
+        chosen = GaussianCritic.fit_cv(rows[:4000], task.dims)
+        assert chosen.threshold > 0
+        assert held_out_mean(chosen, rows[4000:]) > held_out_mean(plain, rows[4000:]) + 0.01
+    # Independent wide views: shrunk to about a constant critic (the plain fit reads below 0).
+    independent = np.random.default_rng(0).normal(size=(6000, 40))
+    flat = GaussianCritic.fit_cv(independent[:4000], [20, 20])
+    assert flat.threshold >= 0.08 and abs(held_out_mean(flat, independent[4000:])) < 0.002
+    assert (
+        held_out_mean(GaussianCritic.fit(independent[:4000], [20, 20]), independent[4000:]) < -0.03
+    )
+    # Strong dependency: no shrinkage, the plain fit.
+    strong = np.concatenate(gaussian_task_with_tc(8.0, (5, 5)).sample(4000, seed=0), axis=1)
+    assert (
+        GaussianCritic.fit_cv(strong, [5, 5]).threshold,
+        GaussianCritic.fit_cv(strong, [5, 5]).scale,
+    ) == (0.0, 1.0)
+
+
 def test_gaussian_bound_is_a_lower_bound_near_zero_when_independent_and_nan_on_few_rows():
     gaussian_bound = mdmest.estimation.gaussian_bound
     task = gaussian_task_with_tc(2.0, (5, 5, 5))
@@ -402,8 +459,12 @@ def test_gaussian_bound_is_a_lower_bound_near_zero_when_independent_and_nan_on_f
     assert max(values) < 0.01 and abs(np.mean(values)) < 0.005
     few = [v[:99] for v in views]
     assert np.isnan(gaussian_bound([v[2000:] for v in views], few)[0])  # < 100 held-out rows
-    singular = [views[0][2000:], views[0][2000:, :2]]
-    assert np.isnan(gaussian_bound(singular, [views[0][:2000], views[0][:2000, :2]])[0])
+    # A repeated feature within a view: no fit. Across views (infinite TC), a shrunk fit is
+    # still a critic, and its bound is finite and large.
+    singular = [np.c_[views[0], views[0][:, :1]], views[1]]
+    assert np.isnan(gaussian_bound([v[2000:] for v in singular], [v[:2000] for v in singular])[0])
+    shared = [views[0], views[0][:, :2]]
+    assert gaussian_bound([v[2000:] for v in shared], [v[:2000] for v in shared])[0] > 2.0
 
 
 def test_estimate_keeps_the_gaussian_copula_bound_where_it_beats_the_critic():

@@ -304,7 +304,9 @@ def gaussian_bound(
     train_views, test_views, seed: int = 0, eval_negatives: int | None = None
 ) -> tuple[float, float]:
     """The DV bound of the Gaussian log-density ratio fitted on ``train_views``
-    (:class:`~mdmest.critics.GaussianCritic`), on the rows of ``test_views``, in nats, and its
+    (:meth:`GaussianCritic.fit_cv <mdmest.critics.GaussianCritic.fit_cv>`: the views' canonical
+    correlations shrunk as cross-validation on those rows says), on the rows of ``test_views``,
+    in nats, and its
     standard error over folds of those rows (as for a trained critic; the product rows are
     drawn by the "shifted" sampler from a generator seeded with ``seed``).
 
@@ -313,7 +315,8 @@ def gaussian_bound(
     short of it and the bound would read above the truth. A lower bound on the total correlation
     whatever the data (the DV bound holds for every critic, this one never saw the rows it is
     scored on, and the floor only lowers it), equal to it for Gaussian views up to the fit's
-    shortfall, about p / (2n) nats for p cross-view covariances fitted on n rows.
+    shortfall: about p / (2n) nats for p cross-view covariances fitted on n rows unshrunk, less
+    where the dependency is carried by a few directions or is weak among many features.
     :func:`~mdmest.estimate` computes it in the Gaussian-copula transform, where per-feature maps
     of Gaussian views are undone, and keeps it where it beats every critic
     ("gaussian_copula"). NaN where the training rows' covariance is singular or the held-out rows
@@ -323,7 +326,7 @@ def gaussian_bound(
     if len(test_views[0]) < SIZE_BOUND_MIN_ROWS:
         return math.nan, math.nan
     try:
-        critic = GaussianCritic.fit(np.concatenate(train_views, axis=1), dims)
+        critic = GaussianCritic.fit_cv(np.concatenate(train_views, axis=1), dims, seed=seed)
     except ValueError:
         return math.nan, math.nan
     measure = _GaussianDV(dims, critic=critic, sampler="shifted")
