@@ -219,6 +219,11 @@ class GaussianCritic(nn.Module):
         cross-validation.
         """
         x = cls._checked_rows(rows, dims)
+        if not (threshold >= 0.0 and 0.0 <= scale <= 1.0):
+            raise ValueError(
+                f"threshold must be >= 0 and scale in [0, 1], got threshold={threshold}, "
+                f"scale={scale}"
+            )
         critic = cls(dims)
         mean = x.mean(axis=0)
         cov = _shrunk(np.atleast_2d(np.cov(x, rowvar=False)), critic.dims, threshold, scale)
@@ -238,9 +243,11 @@ class GaussianCritic(nn.Module):
         fitted on all folds but one of ``rows``, scores highest on average on the fold left out
         (the mean log-ratio, a plug-in of the total correlation); then fitted on all rows. Only
         ``rows`` are read, so the critic's bound on other rows is still a lower bound. Where a
-        fold's covariance is singular, the plain fit."""
+        fold's covariance is singular, or with fewer than two rows per fold, the plain fit."""
         x = cls._checked_rows(rows, dims)
         dims = [int(d) for d in dims]
+        if len(x) < 2 * folds:
+            return cls.fit(x, dims)
         order = np.random.default_rng(seed).permutation(len(x))
         scores = np.zeros(len(SHRINK_GRID))
         try:
@@ -261,6 +268,8 @@ class GaussianCritic(nn.Module):
                         continue
                     scores[i] += constant - 0.5 * float((gap * moment).sum())
         except ValueError:
+            return cls.fit(x, dims)
+        if not np.isfinite(scores.max()):
             return cls.fit(x, dims)
         threshold, scale = SHRINK_GRID[int(np.argmax(scores))]
         return cls.fit(x, dims, threshold, scale)

@@ -437,6 +437,10 @@ def test_cross_validated_gaussian_critic_generalises_better_and_keeps_strong_dep
     assert (
         held_out_mean(GaussianCritic.fit(independent[:4000], [20, 20]), independent[4000:]) < -0.03
     )
+    # Too few rows for the folds: the plain fit; a bad shrinkage is named.
+    assert GaussianCritic.fit_cv(independent[:9, :4], [2, 2]).threshold == 0.0
+    with pytest.raises(ValueError, match=r"scale in \[0, 1\], got threshold=0.0, scale=1.5"):
+        GaussianCritic.fit(independent[:100, :4], [2, 2], scale=1.5)
     # Strong dependency: no shrinkage, the plain fit.
     strong = np.concatenate(gaussian_task_with_tc(8.0, (5, 5)).sample(4000, seed=0), axis=1)
     assert (
