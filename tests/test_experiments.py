@@ -244,3 +244,21 @@ def test_derive_thorough_applies_the_rule_of_thorough_estimates(tmp_path):
         "| dv_wd rel. error | dv_tree_wd rel. error |"
     )
     assert targets.startswith(head)
+
+
+def test_product_grad_benchmark_compares_both_gradients_and_restores_the_setting(
+    tmp_path, monkeypatch
+):
+    import mdmest.estimation.training as training
+
+    bench = _script("product_grad")
+    # 256 product rows a step (one negative) against 8: the gradient comes from a draw.
+    monkeypatch.setattr(training, "PRODUCT_GRAD_ROWS", 8)
+    monkeypatch.setattr(
+        bench, "TASKS", {"tiny": (lambda: gaussian_task_with_tc(3.0, (2, 2)), 1000, 20)}
+    )
+    full, drawn = bench.run("tiny", 0, None), bench.run("tiny", 0, 8)
+    assert training.PRODUCT_GRAD_ROWS == 8  # restored after each run
+    assert full["truth"] == drawn["truth"] == pytest.approx(3.0)
+    assert np.isfinite(full["value"]) and np.isfinite(drawn["value"])
+    assert (full["grad_rows"], drawn["grad_rows"]) == (None, 8)
