@@ -124,17 +124,19 @@ class DependencyMeasure(nn.Module):
         #: constant critic whose bound is exactly 0. :func:`mdmest.estimate` lowers it, with few
         #: rows, when the validation rows say the critic does not generalise.
         self.shrink = 1.0
-        #: With gradients on and more product rows than this, the product side's gradient comes
-        #: from this many rows drawn by their weight in the bound (:meth:`_sampled_product_grad`;
-        #: the value still from every row). ``None`` (default): every row. :func:`mdmest.estimate`
-        #: sets it while it trains with adaptive negatives (``PRODUCT_GRAD_ROWS``).
-        self.product_grad_rows: int | None = None
 
     def default_critic(self, in_features: int) -> nn.Module:
         return MLPCritic(in_features)
 
     #: The constant score whose bound is 0 (for every measure here but the NWJ bound: any).
     null_score = 0.0
+
+    #: With gradients on and more product rows than this, the product side's gradient comes from
+    #: this many rows drawn by their weight in the bound (:meth:`_sampled_product_grad`; the value
+    #: still from every row). ``None`` (default): every row. :func:`mdmest.estimate` sets it on
+    #: the instance while it trains with adaptive negatives (``PRODUCT_GRAD_ROWS``). A class
+    #: default, so measures pickled by releases without it still load and run.
+    product_grad_rows: int | None = None
 
     # -- the parts subclasses define -------------------------------------------------------------
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:

@@ -110,16 +110,14 @@ def _go_cross_rank(measure) -> None:
 @contextlib.contextmanager
 def _product_grad_rows(parts: list, rows: int | None) -> Iterator[None]:
     """Each part's ``product_grad_rows`` set to ``rows`` for the block, then restored."""
-    saved = [getattr(part, "product_grad_rows", None) for part in parts]
+    saved = [part.product_grad_rows for part in parts]
     for part in parts:
-        if hasattr(part, "product_grad_rows"):
-            part.product_grad_rows = rows
+        part.product_grad_rows = rows
     try:
         yield
     finally:
         for part, value in zip(parts, saved):
-            if hasattr(part, "product_grad_rows"):
-                part.product_grad_rows = value
+            part.product_grad_rows = value
 
 
 def _mine(rows: torch.Tensor) -> torch.Tensor:
@@ -189,7 +187,7 @@ def _train(
     history = torch.empty(steps, device=device)
     step_seconds = np.empty(steps)
     # Each KL part adapts its own negatives (the terms of a decomposed measure, or the measure).
-    parts = list(getattr(measure, "terms", [measure]))
+    parts = _parts(measure)
     ess_sum = torch.zeros(len(parts), device=device)
     keeper = _BestOnValidation(measure, validation, steps)
     keeper.check(0)
@@ -277,7 +275,7 @@ class _BestOnValidation:
         if self.state is None:
             return
         self.measure.load_state_dict(self.state)
-        parts = list(getattr(self.measure, "terms", [self.measure]))
+        parts = _parts(self.measure)
         best, kept = -math.inf, 1.0
         # Too few validation rows cannot tell a critic that generalises from a lucky one
         # (3 Gaussian views at 1 nat, 10 validation rows: a kept critic read +0.7 there and
