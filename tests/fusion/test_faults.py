@@ -137,7 +137,7 @@ CHECKPOINT_WRITER = """
     if slow:
         torch.save = slow_save
     while True:
-        state = {key: None for key in ckpt._REQUIRED_KEYS}
+        state = {key: None for key in ckpt.REQUIRED_KEYS}
         state.update(format=ckpt.CHECKPOINT_FORMAT, version=ckpt.CHECKPOINT_VERSION,
                      epoch=generation, model_state={"w": torch.full((4_000_000,), float(generation))})
         ckpt.save_checkpoint(path, state)
@@ -208,10 +208,11 @@ def test_sigkill_at_random_moments_of_a_checkpoint_loop_never_breaks_the_file(tm
 #   the one moment when the two files disagree (best.pt is ahead of last.pt).
 INTERRUPTED_TRAIN = """
     import runpy, sys, time
+    from mdmest.fusion.training.callbacks import ModelCheckpoint
     from mdmest.fusion.training.trainer import Trainer
 
     mode = sys.argv[1]
-    real_step, real_save = Trainer.train_step, Trainer._save
+    real_step, real_save = Trainer.train_step, ModelCheckpoint.save
 
     def step(self, batch):
         losses = real_step(self, batch)
@@ -221,14 +222,14 @@ INTERRUPTED_TRAIN = """
             time.sleep(600)
         return losses
 
-    def save(self, name):
-        real_save(self, name)
-        print("SAVED", name, self.epoch, flush=True)
-        if mode == "between-best-and-last" and name == "best.pt" and self.epoch == 2:
+    def save(self, trainer, name):
+        real_save(self, trainer, name)
+        print("SAVED", name, trainer.epoch, flush=True)
+        if mode == "between-best-and-last" and name == "best.pt" and trainer.epoch == 2:
             print("STALL", flush=True)
             time.sleep(600)
 
-    Trainer.train_step, Trainer._save = step, save
+    Trainer.train_step, ModelCheckpoint.save = step, save
     sys.argv = ["mdmest", *sys.argv[2:]]
     runpy.run_module("mdmest.cli", run_name="__main__")
 """

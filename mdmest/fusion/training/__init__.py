@@ -7,8 +7,11 @@ Modules:
 - :mod:`~mdmest.fusion.training.trainer`: :class:`Trainer` and :func:`train`;
 - :mod:`~mdmest.fusion.training.evaluation`: :class:`Predictions`, modality drop, Fig. 2's
   ratios, the critic-score CSV;
-- :mod:`~mdmest.fusion.training.checkpoint`: reading and atomic writing of checkpoints and JSON,
-  the random state they keep.
+- :mod:`~mdmest.fusion.training.state`: :class:`TrainerState` (the run's progress) and the random
+  state a checkpoint keeps;
+- :mod:`~mdmest.fusion.training.callbacks`: the hooks of the loop and the built-in callbacks
+  (early stopping, checkpoints, CSV and TensorBoard logs, progress bars);
+- :mod:`~mdmest.fusion.training.checkpoint`: reading and atomic writing of checkpoints and JSON.
 """
 
 from mdmest.fusion.models import build_model, default_training, model_names
@@ -17,10 +20,7 @@ from mdmest.fusion.training.checkpoint import (
     CHECKPOINT_VERSION,
     CheckpointError,
     read_checkpoint,
-    rng_state,
     save_checkpoint,
-    seed_everything,
-    set_rng_state,
     write_json,
 )
 from mdmest.fusion.training.config import (
@@ -40,6 +40,7 @@ from mdmest.fusion.training.evaluation import (
     predict,
     write_scores_csv,
 )
+from mdmest.fusion.training.state import rng_state, seed_everything, set_rng_state
 from mdmest.fusion.training.trainer import Trainer, train
 
 __all__ = [

@@ -183,6 +183,30 @@ class TrainConfig:
             kwargs["normalize"] = not getattr(model, "bounded_representations", False)
         return kwargs
 
+    def penalty_measure(
+        self, model: nn.Module, measure: nn.Module | None = None, *, distributed: bool = False
+    ) -> nn.Module | None:
+        """The measure a trainer of ``model`` steps: ``measure`` when given (checked against
+        ``penalty``), else ``make_measure(penalty, model.representation_dims, **measure_kwargs)``
+        (with ``distributed=True`` when asked: product rows from the global batch); ``None`` for
+        ``penalty="none"``. The trainer first sets ``measure_kwargs`` to
+        :meth:`effective_measure_kwargs`."""
+        if measure is not None and self.penalty == "none":
+            raise ValueError("a measure was passed but config.penalty is 'none'; name its kind")
+        if measure is not None and not callable(getattr(measure, "loss", None)):
+            raise TypeError(
+                "measure must be an mdmest measure, with a loss(*views, weight=...) method; got "
+                f"{type(measure).__name__}"
+            )
+        if measure is not None or self.penalty == "none":
+            return measure
+        from mdmest import make_measure
+
+        kwargs = {"names": ("z_text", "z_audio", "z_video"), **self.measure_kwargs}
+        if distributed:
+            kwargs["distributed"] = True
+        return make_measure(self.penalty, tuple(model.representation_dims), **kwargs)
+
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-serialisable dict (as checkpoints store it)."""
         return dataclasses.asdict(self)

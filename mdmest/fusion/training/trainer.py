@@ -6,12 +6,11 @@ penalty), so minimising ``L`` maximises the dependency among the modality repres
 critic inside the measure has its own optimiser and minimises the same ``measure(...)``, which
 tightens the bound: the weighted term is ``measure.loss(..., weight=weight)``, whose gradient is
 weighted for the encoders only, so the critic's step does not depend on the weight. Model
-selection and early stopping use the validation split only.
+selection and early stopping use the validation split only. Logging, early stopping and
+checkpoints are callbacks (:mod:`~mdmest.fusion.training.callbacks`).
 
-Under a process group of W > 1 ranks (``torchrun``) it trains data-parallel: each rank takes its
-part of every global batch, the model is in DDP, the measure draws product rows from the global
-batch and its critic's gradients are averaged, every rank evaluates on the whole split and rank 0
-writes the files (:mod:`~mdmest.fusion.training.distributed`, docs/distributed.md).
+Under ``torchrun`` (W > 1 ranks) it trains data-parallel, product rows drawn from the global batch;
+rank 0 writes the files (:mod:`~mdmest.fusion.training.distributed`, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -20,36 +19,26 @@ import copy
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from mdmest.fusion.base import FusionModel
+from mdmest.fusion.base import MODALITIES, FusionModel
 from mdmest.fusion.data import MultimodalDataset
 from mdmest.fusion.training import distributed as ranks
-from mdmest.fusion.training._optim import make_optimizer, optimizer_step
-from mdmest.fusion.training.checkpoint import (
-    load_trainer_state,
-    restore_best,
-    resume_from_last,
-    save_trainer,
-    seed_everything,
-    trainer_from_checkpoint,
-    trainer_state,
-    trainer_weights,
-    write_trainer_metrics,
-)
+from mdmest.fusion.training._optim import Optimizers, penalised_loss
+from mdmest.fusion.training.callbacks import Callback, ModelCheckpoint, with_default_callbacks
+from mdmest.fusion.training.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, read_checkpoint
 from mdmest.fusion.training.config import TASK_LOSSES, TrainConfig, check_device
-from mdmest.fusion.training.evaluation import (
-    Predictions,
-    bound_estimate,
-    is_better,
-    predict,
-    to_device,
+from mdmest.fusion.training.evaluation import Predictions, bound_estimate, predict, to_device
+from mdmest.fusion.training.state import (
+    TrainerState,
+    check_resumable,
+    rng_state,
+    seed_everything,
+    set_rng_state,
 )
 
 __all__ = ["Trainer", "train"]
@@ -76,13 +65,25 @@ class Trainer:
         trainer's ``config`` records the kwargs used. Pass a measure to use a custom critic, and
         pass the same kind again to :meth:`from_checkpoint`.
     out_dir : path, optional
-        Folder for ``best.pt``, ``last.pt`` and ``metrics.json``; ``None`` writes nothing.
+        Folder for ``best.pt``, ``last.pt`` and ``metrics.json`` (a
+        [`ModelCheckpoint`][mdmest.fusion.training.callbacks.ModelCheckpoint] is added for it);
+        ``None`` writes nothing and keeps the best weights in memory.
     model_spec : dict, optional
         Keyword arguments of :func:`~mdmest.fusion.models.build_model` that rebuild ``model``;
         stored in the checkpoints so that :meth:`from_checkpoint` needs nothing else.
     metadata : dict, optional
         JSON-serialisable notes kept in checkpoints and ``metrics.json`` (the command line stores
         how to reload the data there).
+    callbacks : sequence of Callback, optional
+        Hooks into the loop, called in order (:mod:`~mdmest.fusion.training.callbacks`: CSV or
+        TensorBoard logs, your own rules); the defaults are added after them
+        ([`with_default_callbacks`][mdmest.fusion.training.callbacks.with_default_callbacks]).
+
+    Attributes
+    ----------
+    state : TrainerState
+        The run's progress (epoch, step, best epoch, history, test metrics); saved in checkpoints
+        with the weights, the optimisers and the random state (:meth:`state_dict`).
 
     Examples
     --------
@@ -108,20 +109,13 @@ class Trainer:
         out_dir: str | os.PathLike | None = None,
         model_spec: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        callbacks: Iterable[Callback] = (),
     ) -> None:
-        if measure is not None and config.penalty == "none":
-            raise ValueError("a measure was passed but config.penalty is 'none'; name its kind")
-        if measure is not None and not callable(getattr(measure, "loss", None)):
-            raise TypeError(
-                "measure must be an mdmest measure, with a loss(*views, weight=...) method; got "
-                f"{type(measure).__name__}"
-            )
         self.device = check_device(config.device)
         #: Ranks of the process group training together (1: one process, the usual path).
         self.world_size = ranks.world_size()
         self.device = ranks.train_device(self.device)
-        if measure is None and config.penalty != "none":
-            # The trainer's copy of the config records the kwargs the measure is built with.
+        if measure is None and config.penalty != "none":  # record the kwargs the measure gets
             config = dataclasses.replace(
                 config, measure_kwargs=config.effective_measure_kwargs(model)
             )
@@ -129,50 +123,32 @@ class Trainer:
         self.dataset = dataset
         self.model_spec = dict(model_spec) if model_spec is not None else None
         self.metadata = dict(metadata) if metadata is not None else {}
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.callbacks = with_default_callbacks(callbacks, out_dir, progress=config.progress)
         seed_everything(config.seed)
         self.model = model.to(self.device)
-        if measure is None and config.penalty != "none":
-            from mdmest import make_measure
-
-            kwargs = {"names": ("z_text", "z_audio", "z_video"), **config.measure_kwargs}
-            if self.world_size > 1:  # product rows from the global batch (mdmest.distributed)
-                kwargs["distributed"] = True
-            measure = make_measure(config.penalty, tuple(model.representation_dims), **kwargs)
+        # Under a process group the measure draws its product rows from the global batch.
+        measure = config.penalty_measure(model, measure, distributed=self.world_size > 1)
         self.measure = measure.to(self.device) if measure is not None else None
         self._task_loss = TASK_LOSSES[config.task_loss]()
 
-        self._model_params = [p for p in self.model.parameters() if p.requires_grad]
-        if not self._model_params:
-            raise ValueError("the model has no trainable parameters")
-        self.steps_per_epoch = self._count_steps()
-        self.optimizer, self.scheduler = make_optimizer(
-            self.model, self._model_params, config, config.epochs * self.steps_per_epoch
+        self.steps_per_epoch = ranks.count_steps(
+            len(dataset["train"]), config.batch_size, config.max_steps_per_epoch
         )
-        self._critic_params = (
-            [p for p in self.measure.parameters() if p.requires_grad] if self.measure else []
+        self.optimizers = Optimizers(
+            self.model, self.measure, config, config.epochs * self.steps_per_epoch
         )
-        self.critic_optimizer = (
-            torch.optim.Adam(self._critic_params, lr=config.critic_lr)
-            if self._critic_params
-            else None
-        )
+        self.optimizer = self.optimizers.optimizer
+        self.scheduler = self.optimizers.scheduler
+        self.critic_optimizer = self.optimizers.critic_optimizer
         # Under a process group: the model in DDP, the critic's gradients all-reduced after backward.
         self._ddp: nn.Module | None = ranks.wrap_model(
-            self.model, self._model_params, self.measure, dataset["train"], self.device
+            self.model, self.optimizers.model_params, self.measure, dataset["train"], self.device
         )
 
-        self.epoch = 0
-        self.global_step = 0
-        self.best_epoch: int | None = None
-        self.best_value: float | None = None
-        self.epochs_without_improvement = 0
-        self.history: list[dict[str, Any]] = []
-        self.test_metrics: dict[str, float] | None = None
-        # Without out_dir the best weights are kept in memory instead of in best.pt.
+        self.state = TrainerState()
+        # Without a ModelCheckpoint the best weights are kept in memory instead of in best.pt.
         self._best_weights: dict[str, Any] | None = None
 
-    # ------------------------------------------------------------------ construction from files
     @classmethod
     def from_checkpoint(
         cls,
@@ -182,6 +158,7 @@ class Trainer:
         model: FusionModel | None = None,
         measure: nn.Module | None = None,
         out_dir: str | os.PathLike | None = None,
+        callbacks: Iterable[Callback] = (),
         **config_overrides: Any,
     ) -> Trainer:
         """Rebuild a trainer (model, critic, optimisers, progress) from a checkpoint alone.
@@ -194,43 +171,119 @@ class Trainer:
             Data to evaluate on or to continue training on.
         model, measure : optional
             Needed only when the run used a model without ``model_spec`` or a custom measure.
-        out_dir : path, optional
-            Where further training writes; ``None`` writes nothing.
+        out_dir, callbacks : optional
+            As for the constructor: where further training writes (``None``: nowhere), hooks.
         **config_overrides
             Fields of :class:`TrainConfig` to change, e.g. ``progress=False`` or ``device="cuda"``.
         """
-        return trainer_from_checkpoint(
-            cls, path, dataset, model=model, measure=measure, out_dir=out_dir, **config_overrides
+        from mdmest.fusion.models import build_model
+
+        checkpoint = read_checkpoint(path)
+        config = TrainConfig(**{**checkpoint["config"], **config_overrides})
+        spec = checkpoint["model_spec"]
+        if model is None:
+            if spec is None:
+                raise ValueError(
+                    f"checkpoint {str(path)!r} has no model_spec (it was trained on a custom "
+                    "model); pass model="
+                )
+            model = build_model(**spec)
+        trainer = cls(
+            model,
+            dataset,
+            config,
+            measure=measure,
+            out_dir=out_dir,
+            model_spec=spec,
+            metadata=checkpoint["metadata"],
+            callbacks=callbacks,
         )
+        trainer.load_state_dict(checkpoint)
+        return trainer
 
-    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue or evaluate the run (what ``best.pt``/``last.pt`` hold)."""
-        return trainer_state(self)
+        """Everything needed to continue or evaluate the run (what ``best.pt``/``last.pt`` hold):
+        the weights, the optimisers' and the schedule's states, :attr:`state`, the callbacks'
+        states, the configuration and how to rebuild the model, and the random state."""
+        callbacks = {cb.state_key: cb.state_dict() for cb in self.callbacks if cb.state_dict()}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": self.config.to_dict(),
+            "model_class": type(self.model).__name__,
+            "model_spec": self.model_spec,
+            "metadata": self.metadata,
+            "data_dims": dict(zip(MODALITIES, self.dataset.dims)),
+            "representation_dims": list(self.model.representation_dims),
+            **self._weights(),
+            **self.optimizers.state_dict(),
+            **self.state.state_dict(),
+            "callbacks": callbacks,
+            "rng_state": rng_state(),
+        }
 
-    def load_state(self, checkpoint: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`: model, measure (and its EMA), optimisers, progress."""
-        load_trainer_state(self, checkpoint)
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`: model, measure (and its EMA), optimisers, progress,
+        callbacks' states, random state. The trainer must be built with the same model and
+        penalty."""
+        if (checkpoint["measure_state"] is None) != (self.measure is None):
+            raise ValueError(
+                "the checkpoint and this trainer disagree on the penalty: checkpoint "
+                f"{checkpoint['config']['penalty']!r}, trainer {self.config.penalty!r}"
+            )
+        self._load_weights(checkpoint)
+        self.optimizers.load_state_dict(checkpoint)
+        self.state.load_state_dict(checkpoint)
+        saved = checkpoint.get("callbacks", {})
+        for callback in self.callbacks:
+            if callback.state_key in saved:
+                callback.load_state_dict(saved[callback.state_key])
+        set_rng_state(checkpoint["rng_state"])
 
-    def _save(self, name: str) -> None:
-        save_trainer(self, name)
+    def _weights(self) -> dict[str, Any]:
+        """The weights of the model and of the measure (the critic and its running statistics)."""
+        measure = self.measure
+        return {
+            "model_state": self.model.state_dict(),
+            "measure_state": measure.state_dict() if measure is not None else None,
+        }
 
-    def _write_metrics(self) -> None:
-        write_trainer_metrics(self)
+    def _load_weights(self, weights: dict[str, Any]) -> None:
+        self.model.load_state_dict(weights["model_state"])
+        if self.measure is not None:
+            self.measure.load_state_dict(weights["measure_state"])
 
-    def _best_valid(self) -> dict[str, float] | None:
-        best = next((e for e in self.history if e["epoch"] == self.best_epoch), None)
-        return best["valid"] if best else None
+    @property
+    def checkpoint_callback(self) -> ModelCheckpoint | None:
+        """The first :class:`ModelCheckpoint` among the callbacks (the one resume reads)."""
+        return next((cb for cb in self.callbacks if isinstance(cb, ModelCheckpoint)), None)
 
-    # ------------------------------------------------------------------ training
+    @property
+    def out_dir(self) -> Path | None:
+        """The folder of :attr:`checkpoint_callback` (``None``: the run writes no checkpoint)."""
+        checkpoint = self.checkpoint_callback
+        return checkpoint.folder if checkpoint is not None else None
+
+    # Read-only views of :attr:`state`, for code written before it.
+    epoch = property(lambda self: self.state.epoch)
+    global_step = property(lambda self: self.state.global_step)
+    best_epoch = property(lambda self: self.state.best_epoch)
+    history = property(lambda self: self.state.history)
+    test_metrics = property(lambda self: self.state.test_metrics)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` of every callback, in order."""
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
-        """Train until ``config.epochs`` or early stopping, then keep the best model.
+        """Train until ``config.epochs`` or a callback stops it, then keep the best model.
 
         Each epoch appends train loss, task loss, penalty value, the bound estimate and the
-        validation metrics to ``history`` and to ``out_dir/metrics.json``, and writes ``last.pt``
-        (and ``best.pt`` when the validation metric improved), each atomically. At the end the best
-        model's weights are loaded and, if the dataset has a "test" split, its test metrics are
-        recorded.
+        validation metrics to ``state.history``, then calls the callbacks' hooks (with ``out_dir``:
+        ``last.pt``, ``best.pt`` when the validation metric improved, ``metrics.json``). At the end
+        the best epoch's weights are loaded and, if the dataset has a "test" split, its test
+        metrics are recorded.
 
         Parameters
         ----------
@@ -245,76 +298,61 @@ class Trainer:
             ``None``), ``epochs_run`` and ``stopped_early``.
         """
         if resume:
-            resume_from_last(self)
-        stopped_early = self.epochs_without_improvement >= self.config.patience
-        epochs_bar = tqdm(
-            total=self.config.epochs,
-            initial=self.epoch,
-            desc="training",
-            unit="epoch",
-            disable=not (self.config.progress and ranks.is_main()),
-        )
+            checkpoint = self.checkpoint_callback
+            if checkpoint is None:
+                raise ValueError("resume=True needs an out_dir (or a ModelCheckpoint) for last.pt")
+            saved = checkpoint.read_last(self.device)
+            if saved is not None:
+                check_resumable(saved, self.model_spec, self.config.to_dict())
+                self.load_state_dict(saved)
+        self._call("on_train_start")
         saved_generator = getattr(self.measure, "generator", None)
         try:
-            stopped_early = self._epochs(epochs_bar, stopped_early)
+            self._epochs()
         finally:
             if self.world_size > 1 and self.measure is not None:
                 self.measure.generator = saved_generator
-        epochs_bar.close()
-        restore_best(self)
+        # The best epoch's weights: from best.pt when the run writes one, else from memory.
+        checkpoint = self.checkpoint_callback
+        best = checkpoint.read_best(self.device) if checkpoint is not None else self._best_weights
+        if best is not None:
+            self._load_weights(best)
         if "test" in self.dataset:
-            self.test_metrics = self.evaluate("test")
-            self._write_metrics()
+            self.state.test_metrics = self.evaluate("test")
+        self._call("on_train_end")
         return {
-            "best_epoch": self.best_epoch,
-            "best_valid": self._best_valid(),
-            "test": self.test_metrics,
-            "epochs_run": self.epoch,
-            "stopped_early": stopped_early,
+            "best_epoch": self.state.best_epoch,
+            "best_valid": self.state.best_valid,
+            "test": self.state.test_metrics,
+            "epochs_run": self.state.epoch,
+            "stopped_early": self.state.should_stop,
         }
 
-    def _epochs(self, epochs_bar, stopped_early: bool) -> bool:
-        """The epochs of :meth:`fit`; returns whether it stopped early."""
-        while self.epoch < self.config.epochs and not stopped_early:
+    def _epochs(self) -> None:
+        """The epochs of :meth:`fit`, until ``config.epochs`` or ``state.should_stop``."""
+        state = self.state
+        while state.epoch < self.config.epochs and not state.should_stop:
             started = time.perf_counter()
+            self._call("on_train_epoch_start")
             if self.world_size > 1:
-                ranks.seed_epoch(self.config.seed, self.epoch + 1, self.measure, self.device)
-            train_stats = self._train_epoch(self.epoch + 1)
+                ranks.seed_epoch(self.config.seed, state.epoch + 1, self.measure, self.device)
+            train_stats = self._train_epoch(state.epoch + 1)
             if self._ddp is not None:  # evaluate (and save) rank 0's batch-norm statistics
                 ranks.broadcast_from_rank0(list(self.model.buffers()))
             valid = self.predict("valid")
             valid_metrics = valid.metrics()
-            self.epoch += 1
-            self.history.append(
-                {
-                    "epoch": self.epoch,
-                    **train_stats,
-                    "bound_estimate": self.bound_estimate(valid),
-                    "valid": valid_metrics,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            value = valid_metrics[self.config.select_on]
-            if is_better(value, self.best_value, self.config.select_on):
-                self.best_epoch, self.best_value = self.epoch, value
-                self.epochs_without_improvement = 0
-                if self.out_dir is None:
-                    self._best_weights = copy.deepcopy(trainer_weights(self))
-                self._save("best.pt")
-            else:
-                self.epochs_without_improvement += 1
-            stopped_early = self.epochs_without_improvement >= self.config.patience
-            self._save("last.pt")
-            self._write_metrics()
-            epochs_bar.update()
-            epochs_bar.set_postfix(
-                {f"valid_{self.config.select_on}": f"{value:.4f}", "best_epoch": self.best_epoch}
-            )
-        return stopped_early
-
-    def _count_steps(self) -> int:
-        rows, config = len(self.dataset["train"]), self.config
-        return ranks.count_steps(rows, config.batch_size, config.max_steps_per_epoch)
+            state.epoch += 1  # the bound's product rows are drawn with this epoch's seed
+            record = {
+                "epoch": state.epoch,
+                **train_stats,
+                "bound_estimate": self.bound_estimate(valid),
+                "valid": valid_metrics,
+                "seconds": time.perf_counter() - started,
+            }
+            if state.record(record, self.config.select_on) and self.checkpoint_callback is None:
+                self._best_weights = copy.deepcopy(self._weights())
+            self._call("on_validation_end")
+            self._call("on_train_epoch_end")
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.model.train()
@@ -326,22 +364,14 @@ class Trainer:
         )
         totals = {"train_loss": 0.0, "task_loss": 0.0, "penalty": 0.0}
         steps = 0
-        bar = tqdm(
-            total=self.steps_per_epoch,
-            desc=f"epoch {epoch}/{self.config.epochs}",
-            disable=not (self.config.progress and ranks.is_main()),
-            leave=False,
-        )
         for batch in loader:
             if steps == self.steps_per_epoch:
                 break
             losses = self.train_step(batch)
+            self._call("on_train_batch_end", losses)
             for key, value in losses.items():
                 totals[key] += value
             steps += 1
-            bar.update()
-            bar.set_postfix(loss=f"{losses['train_loss']:.4f}")
-        bar.close()
         if steps == 0:
             raise ValueError("the training split yielded no batch")
         stats = {key: value / steps for key, value in totals.items()}
@@ -357,49 +387,19 @@ class Trainer:
         Under a process group these are the global batch's, identical on every rank
         (:func:`~mdmest.fusion.training.distributed.distributed_loss`).
         """
-        batch = to_device(batch, self.device)
-        if self._ddp is not None:
-            loss, losses = ranks.distributed_loss(
-                self._ddp,
-                batch,
-                task_loss=self._task_loss,
-                measure=self.measure,
-                penalty_weight=self.config.penalty_weight,
-                step=self.global_step + 1,
-            )
-        else:
-            loss, losses = self._local_loss(batch)
-        optimizer_step(self, loss)
-        self.global_step += 1
+        distributed = self._ddp is not None
+        loss, losses = (ranks.distributed_loss if distributed else penalised_loss)(
+            self._ddp if distributed else self.model,
+            to_device(batch, self.device),
+            task_loss=self._task_loss,
+            measure=self.measure,
+            penalty_weight=self.config.penalty_weight,
+            step=self.state.global_step + 1,
+        )
+        self.optimizers.step(loss, average_critic_grads=distributed)
+        self.state.global_step += 1
         return losses
 
-    def _local_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss to back-propagate on ``batch`` (one process) and its three values."""
-        output = self.model(batch)
-        task_loss = self._task_loss(output.prediction, batch["label"])
-        loss = task_loss
-        penalty_value = 0.0
-        if self.measure is not None:
-            # Value task + weight·measure(...); the encoders get weight × the measure's gradient,
-            # the critic the measure's own gradient (it tightens the bound whatever the weight,
-            # also 0), so one backward pass serves both optimisers.
-            loss = task_loss + self.measure.loss(
-                *output.representations, weight=self.config.penalty_weight
-            )
-            penalty_value = self.measure.last_loss.item()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss at step {self.global_step + 1} (task {task_loss.item()}, penalty "
-                f"{penalty_value}); lower the learning rate or the penalty weight"
-            )
-        losses = {
-            "train_loss": loss.item(),
-            "task_loss": task_loss.item(),
-            "penalty": penalty_value,
-        }
-        return loss, losses
-
-    # ------------------------------------------------------------------ evaluation
     def predict(self, split: str, drop: Sequence[str] = ()) -> Predictions:
         """Predictions, labels and critic scores on every segment of ``split`` ("train", "valid"
         or "test"), with the modalities ``drop`` removed (see
@@ -427,7 +427,7 @@ class Trainer:
             predictions,
             batch_size=self.config.batch_size,
             seed=self.config.seed,
-            epoch=self.epoch,
+            epoch=self.state.epoch,
         )
 
 
@@ -442,7 +442,7 @@ def train(
     """Build a :class:`Trainer`, run :meth:`Trainer.fit`, return the trainer (best model loaded).
 
     ``trainer_options`` are the keyword arguments of :class:`Trainer` (``measure``, ``out_dir``,
-    ``model_spec``, ``metadata``).
+    ``model_spec``, ``metadata``, ``callbacks``).
     """
     trainer = Trainer(model, dataset, config, **trainer_options)
     trainer.fit(resume=resume)
