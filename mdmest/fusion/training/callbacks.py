@@ -89,7 +89,7 @@ class Callback:
     @property
     def state_key(self) -> str:
         """The key of this callback's state in a checkpoint (its class name)."""
-        return type(self).__qualname__
+        return type(self).__name__
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of this callback (nothing by default)."""
