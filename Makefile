@@ -11,7 +11,7 @@ $(BIN)/mdmest: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The CPU wheel first, so that no dependency pulls a multi-gigabyte CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[fusion,bench,dev,docs]"
+	$(BIN)/pip install --quiet -e ".[fusion,bench,dev,docs,integrations]"
 	touch $@
 
 install: $(BIN)/mdmest
