@@ -30,7 +30,9 @@ class DependencyPenalty(pl.Callback):
     ``state_dict`` (the measure's weights and the critic's optimiser) is saved in Lightning's
     checkpoints and restored with them. Under DDP the critic's gradients are averaged over the
     ranks before its step; build the measure with ``distributed=True`` to draw its product rows
-    from the global batch.
+    from the global batch. The critic steps on every training batch, also when Lightning
+    accumulates the module's gradients over several (``accumulate_grad_batches``); it is tested
+    in float32.
 
     Parameters
     ----------

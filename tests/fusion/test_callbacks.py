@@ -97,6 +97,8 @@ def test_a_callback_stops_training_through_the_state(dataset):
     trainer = make_trainer(dataset, epochs=5, callbacks=[StopAfterOne()])
     summary = trainer.fit()
     assert summary["epochs_run"] == 1 and summary["stopped_early"]
+    # A later fit starts with should_stop cleared: the callbacks decide again.
+    assert trainer.fit()["epochs_run"] == 2
 
 
 def test_the_defaults_are_added_after_the_given_callbacks(dataset, tmp_path):

@@ -111,10 +111,9 @@ class Trainer:
         metadata: dict[str, Any] | None = None,
         callbacks: Iterable[Callback] = (),
     ) -> None:
-        self.device = check_device(config.device)
         #: Ranks of the process group training together (1: one process, the usual path).
         self.world_size = ranks.world_size()
-        self.device = ranks.train_device(self.device)
+        self.device = ranks.train_device(check_device(config.device))
         if measure is None and config.penalty != "none":  # record the kwargs the measure gets
             config = dataclasses.replace(
                 config, measure_kwargs=config.effective_measure_kwargs(model)
@@ -305,6 +304,7 @@ class Trainer:
             if saved is not None:
                 check_resumable(saved, self.model_spec, self.config.to_dict())
                 self.load_state_dict(saved)
+        self.state.should_stop = False  # the callbacks decide anew (EarlyStopping: at once)
         self._call("on_train_start")
         saved_generator = getattr(self.measure, "generator", None)
         try:
