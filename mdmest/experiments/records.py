@@ -16,7 +16,7 @@ import json
 import multiprocessing
 import os
 import warnings
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +262,11 @@ def error_statistics(values: Sequence[float], truth: float) -> dict[str, float]:
     }
 
 
-def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A Markdown table: ``head``'s names, then one line per row (cells as ``str`` gives them).
+def markdown_table(
+    head: Sequence[str], rows: Iterable[Sequence[Any]], right: Collection[str] = ()
+) -> str:
+    """A Markdown table: ``head``'s names, then one line per row (cells as ``str`` gives them);
+    the columns named in ``right`` are aligned right.
 
     Examples
     --------
@@ -273,7 +276,11 @@ def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     | 2 | 0.98 |
     | 3 | 1.50 |
     """
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    unknown = sorted(set(right) - set(head))
+    if unknown:
+        raise ValueError(f"right names columns {unknown} that are not in the head {list(head)}")
+    rule = "".join("|---:" if name in right else "|---" for name in head) + "|"
+    lines = ["| " + " | ".join(head) + " |", rule]
     for row in rows:
         if len(row) != len(head):
             raise ValueError(f"a row of {len(row)} cells under a head of {len(head)}: {row!r}")
