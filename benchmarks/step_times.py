@@ -41,26 +41,10 @@ from mdmest.experiments import (
     STEP_RATIO_TARGET,
     machine_info,
     markdown_table,
+    step_ratios,
     suite_tasks,
 )
 from mdmest.io import atomic_write_text
-
-
-def ratios(seconds: np.ndarray, window: int, limit: float = STEP_RATIO_TARGET) -> dict:
-    """The slowest step, the 99th percentile and the slowest ``window``-step median, each over the
-    median step, and the number of steps over ``limit`` times the median."""
-    seconds = np.asarray(seconds, dtype=float)
-    median = float(np.median(seconds))
-    window = min(window, seconds.size)
-    windows = np.lib.stride_tricks.sliding_window_view(seconds, window)
-    return {
-        "median_ms": 1e3 * median,
-        "slowest": float(seconds.max()) / median,
-        "slowest_step": int(seconds.argmax()),
-        "p99": float(np.quantile(seconds, 0.99)) / median,
-        "window": float(np.median(windows, axis=1).max()) / median,
-        "over": int(np.sum(seconds > limit * median)),
-    }
 
 
 def control(result, views: Sequence[np.ndarray], steps: int, batch_size: int) -> np.ndarray:
@@ -157,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "task": task.name,
                 "views": len(task.dims),
                 "negatives": max(part.negatives for part in parts),
-                "train": ratios(result.step_seconds, args.window),
-                "control": ratios(control(result, views, steps, 256), args.window),
+                "train": step_ratios(result.step_seconds, args.window),
+                "control": step_ratios(control(result, views, steps, 256), args.window),
             }
         )
     text = format_markdown(records, args)

@@ -7,7 +7,8 @@
   `pyplot` and `save_figure` turn them into tables and figures (`mdmest.experiments.records`).
 - `floor_estimate`, `floor_step`: the plain-PyTorch loop the library is measured against
   (`mdmest.experiments.floor`).
-- `suite_tasks`: the tasks of the task-suite benchmarks (`mdmest.experiments.suite`).
+- `suite_tasks`, `step_ratios`: the tasks of the task-suite benchmarks and the reading of a run's
+  step times (`mdmest.experiments.suite`).
 - `machine_info`: the machine a result came from, recorded by every benchmark.
 """
 
@@ -22,7 +23,13 @@ from mdmest.experiments.records import (
     run_pending,
     save_figure,
 )
-from mdmest.experiments.suite import DATA_SEED, STEP_RATIO_TARGET, suite_tasks, wide_tasks
+from mdmest.experiments.suite import (
+    DATA_SEED,
+    STEP_RATIO_TARGET,
+    step_ratios,
+    suite_tasks,
+    wide_tasks,
+)
 
 __all__ = [
     "DATA_SEED",
@@ -40,6 +47,7 @@ __all__ = [
     "pyplot",
     "run_pending",
     "save_figure",
+    "step_ratios",
     "suite_tasks",
     "wide_tasks",
 ]

@@ -1,17 +1,27 @@
 """The tasks that the task-suite benchmarks run on (``benchmarks/task_suite.py``, ``step_times.py``).
 
 Both draw the same samples of the same tasks: [`suite_tasks`][mdmest.experiments.suite_tasks]
-picks them, seed ``s`` samples with data seed ``DATA_SEED + s``.
+picks them, seed ``s`` samples with data seed ``DATA_SEED + s``; `step_ratios` reads a run's
+step times against ``STEP_RATIO_TARGET``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from mdmest import tasks
 from mdmest.tasks import Task
 
-__all__ = ["DATA_SEED", "STEP_RATIO_TARGET", "TASK_SETS", "suite_tasks", "wide_tasks"]
+__all__ = [
+    "DATA_SEED",
+    "STEP_RATIO_TARGET",
+    "TASK_SETS",
+    "step_ratios",
+    "suite_tasks",
+    "wide_tasks",
+]
 
 #: A run of seed s samples its task with this seed plus s.
 DATA_SEED = 1000
@@ -61,3 +71,32 @@ def suite_tasks(which: str = "all", only: Sequence[str] = ()) -> list[Task]:
     if only:
         found = [t for t in found if any(part in t.name for part in only)]
     return found
+
+
+def step_ratios(seconds: Sequence[float], window: int, limit: float = STEP_RATIO_TARGET) -> dict:
+    """The slowest step, the 99th percentile and the slowest ``window``-step median, each over the
+    median step, and the number of steps over ``limit`` times the median.
+
+    A slowdown that lasts shows in the slowest ``window``-step median, one step held up by the
+    operating system only in the slowest step.
+
+    Examples
+    --------
+    >>> seconds = [0.004] * 100
+    >>> seconds[10] = 0.02
+    >>> r = step_ratios(seconds, window=25)
+    >>> round(r["slowest"], 3), r["slowest_step"], round(r["window"], 3), r["over"]
+    (5.0, 10, 1.0, 1)
+    """
+    seconds = np.asarray(seconds, dtype=float)
+    median = float(np.median(seconds))
+    window = min(window, seconds.size)
+    windows = np.lib.stride_tricks.sliding_window_view(seconds, window)
+    return {
+        "median_ms": 1e3 * median,
+        "slowest": float(seconds.max()) / median,
+        "slowest_step": int(seconds.argmax()),
+        "p99": float(np.quantile(seconds, 0.99)) / median,
+        "window": float(np.median(windows, axis=1).max()) / median,
+        "over": int(np.sum(seconds > limit * median)),
+    }
