@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -211,19 +212,6 @@ def build_task(family: str, tc: float, views: int, dim: int) -> GaussianTask:
     return FAMILIES[family](tc, [dim] * views)
 
 
-def ladder_records(out: str | Path) -> RunRecords:
-    """The runs under ``out``: ``ladder_runs.jsonl``, after the ``ladder_runs.csv`` of earlier
-    releases where there is one (its rows without a family are "equicorrelated")."""
-    out = Path(out)
-    return RunRecords(
-        out / "ladder_runs.jsonl",
-        KEY,
-        legacy=[out / "ladder_runs.csv"],
-        fields=CSV_COLUMNS,
-        defaults={"family": DEFAULT_FAMILY},
-    )
-
-
 def reachable_cells(args: argparse.Namespace) -> set[tuple]:
     """The (family, level, K, d) cells whose task can be built; prints a note for each other."""
     cells = set()
@@ -367,7 +355,7 @@ def summarize(runs: Sequence[dict]) -> list[dict]:
                 "true_tc": tc,
                 "seeds": len(groups[key]),
                 **stats,
-                "rel_error": abs(stats["bias"]) / tc,
+                "rel_error": abs(stats["bias"]) / tc if tc else math.inf,
                 "seconds": float(np.mean([r["seconds"] for r in groups[key]])),
             }
         )
@@ -599,7 +587,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.family) - set(FAMILIES))
     if unknown:
         parser.error(f"unknown families {unknown}; valid values are {list(FAMILIES)}")
-    records = ladder_records(args.out)
+    out = Path(args.out)
+    records = RunRecords(
+        out / "ladder_runs.jsonl",  # after the ladder_runs.csv of earlier releases, read only
+        KEY,
+        legacy=[out / "ladder_runs.csv"],
+        fields=CSV_COLUMNS,
+        defaults={"family": DEFAULT_FAMILY},
+    )
     if not args.summarize:
         run_ladder(args, records)
     if args.derive_thorough:
@@ -613,7 +608,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no results at {records.path} (nor {records.legacy[0]})")
     rows = summarize(runs)
     table = format_markdown(rows)
-    out = Path(args.out)
     atomic_write_text(out / "ladder_summary.md", table + "\n")
     summary = {"machine": machine_info(), "rows": rows}
     atomic_write_text(out / "ladder_summary.json", json.dumps(summary, indent=2) + "\n")

@@ -143,18 +143,6 @@ def run_one(
     }
 
 
-def suite_records(out: str | Path) -> RunRecords:
-    """The runs under ``out``: ``task_suite_runs.jsonl``, after the ``task_suite_runs.csv`` of
-    earlier releases where there is one."""
-    out = Path(out)
-    return RunRecords(
-        out / "task_suite_runs.jsonl",
-        KEY,
-        legacy=[out / "task_suite_runs.csv"],
-        fields=CSV_COLUMNS,
-    )
-
-
 def run_suite(
     records: RunRecords,
     suite: Sequence,
@@ -468,7 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("no task matches --tasks/--only")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records = suite_records(out)
+    # after the task_suite_runs.csv of earlier releases, read only
+    legacy = [out / "task_suite_runs.csv"]
+    records = RunRecords(out / "task_suite_runs.jsonl", KEY, legacy=legacy, fields=CSV_COLUMNS)
     configuration = {"rows": args.rows, "seeds": args.seeds}
     if not args.summarize:
         run_suite(
