@@ -4,19 +4,19 @@ Gaussian views with a known TC at levels {0.5, 1, 2, 4, 6, 8} nats, K ∈ {2, 3,
 d ∈ {5, 20} features, several seeds; every estimator gets the same budget (default 4000 Adam steps
 of batch 256 on 20k rows, 20% held out). The library's settings (``SETTINGS``) run through
 :func:`mdmest.estimate`; the floor is the inline plain-PyTorch DV/NWJ loop of
-``benchmarks/_floor.py``.
+:mod:`mdmest.experiments.floor`.
 
 ``--family`` picks the Gaussian task families (``FAMILIES``, builders of :mod:`mdmest.tasks`):
 "equicorrelated" (the default, :func:`~mdmest.tasks.gaussian_task_with_tc`), "low_rank" (rank 2,
 ridge 1, seed 0), "random_spectrum" (seed 0) and "sparse" (2 strong features per view). A (family,
 level, K, d) cell that a builder cannot reach is skipped with a printed note.
 
-Each finished run is appended to ``<out>/ladder_runs.csv`` at once, so a long run can be stopped and
-resumed (runs already in the file are skipped); ``--summarize`` only rebuilds the tables from it.
-The CSV's ``family`` column came with ``--family``: rows of a file without it are read as
-"equicorrelated", and such a file gains the column only when rows of another family are added to
-it. With more than one family in the file, the tables get a ``family`` column and the plot a row of
-panels per family.
+Each finished run is appended to ``<out>/ladder_runs.jsonl`` at once (one JSON record a line,
+:class:`mdmest.experiments.RunRecords`), so a long run can be stopped and resumed (runs already
+recorded are skipped); ``--summarize`` only rebuilds the tables from them. The ``ladder_runs.csv``
+of earlier releases in the same folder is read first, as runs already recorded (never written);
+its rows without a ``family`` column are "equicorrelated". With more than one family in the
+runs, the tables get a ``family`` column and the plot a row of panels per family.
 
 Usage::
 
@@ -33,10 +33,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
+import functools
 import json
-import multiprocessing
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,13 +43,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _floor import floor_estimate
-from tqdm.auto import tqdm
 
 from mdmest import estimate
 from mdmest.critics import MLPCritic
 from mdmest.estimation import thorough_alternative
-from mdmest.experiments import machine_info
+from mdmest.experiments import (
+    RunRecords,
+    error_statistics,
+    floor_estimate,
+    group_records,
+    machine_info,
+    markdown_table,
+    pyplot,
+    run_pending,
+    save_figure,
+)
 from mdmest.io import atomic_write_text
 from mdmest.reference import block_slices, gaussian_total_correlation
 from mdmest.tasks import (
@@ -126,10 +133,22 @@ FAMILIES: dict[str, Callable[[float, Sequence[int]], GaussianTask]] = {
     "random_spectrum": lambda tc, dims: random_spectrum_gaussian_task(tc, dims, seed=0),
     "sparse": lambda tc, dims: sparse_gaussian_task(tc, dims, strong=2),
 }
-#: The family of a row without one (the CSV files made before ``--family``).
+#: The family of a run without one (the CSV files made before ``--family``).
 DEFAULT_FAMILY = "equicorrelated"
-#: The CSV's columns; "family" last, so that the files made before it are a prefix.
-FIELDS = ["setting", "views", "dim", "true_tc", "seed", "estimate", "seconds", "family"]
+#: The fields that tell runs apart.
+KEY = ("family", "setting", "views", "dim", "true_tc", "seed")
+#: The columns of ``ladder_runs.csv``, the file of the releases before the JSON-lines records, and
+#: how to read them; "family" came last, with ``--family``.
+CSV_COLUMNS = {
+    "setting": str,
+    "views": int,
+    "dim": int,
+    "true_tc": float,
+    "seed": int,
+    "estimate": float,
+    "seconds": float,
+    "family": str,
+}
 
 
 def gaussian_log_ratio(train: np.ndarray, dims: Sequence[int]) -> Callable:
@@ -152,13 +171,20 @@ def heldout_plugin(views: Sequence[np.ndarray], seed: int, test_fraction: float 
 
 
 def run_one(
-    setting: str, views: Sequence[np.ndarray], args: argparse.Namespace, seed: int
+    setting: str,
+    views: Sequence[np.ndarray],
+    seed: int,
+    *,
+    steps: int = 4000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    device: str = "cpu",
 ) -> float:
     """The held-out estimate of one setting on one sample (same budget for every setting)."""
     budget = {
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
         "test_fraction": 0.2,
         "seed": seed,
     }
@@ -172,7 +198,7 @@ def run_one(
     if setting in CLOSED_FORMS:
         one_step = estimate(views, "dv", steps=1, test_fraction=0.2, seed=seed, progress=False)
         return one_step.candidates[setting]
-    options = dict(SETTINGS[setting], device=args.device)
+    options = dict(SETTINGS[setting], device=device)
     measure = options.pop("measure")
     if "critic_activation" in options:
         torch.manual_seed(seed)
@@ -184,63 +210,6 @@ def run_one(
 def build_task(family: str, tc: float, views: int, dim: int) -> GaussianTask:
     """The task of one ladder cell: ``views`` views of ``dim`` features at ``tc`` nats."""
     return FAMILIES[family](tc, [dim] * views)
-
-
-def _header(path: Path) -> list[str] | None:
-    """The CSV's columns, or None where there is no file yet (or an empty one)."""
-    if not path.exists():
-        return None
-    with path.open(newline="") as f:
-        return next(csv.reader(f), None)
-
-
-def read_runs(path: Path) -> list[dict]:
-    """The CSV's rows as dicts of strings; a row without a family is "equicorrelated"."""
-    with path.open(newline="") as f:
-        return [{**r, "family": r.get("family") or DEFAULT_FAMILY} for r in csv.DictReader(f)]
-
-
-def _add_family_column(path: Path) -> list[str]:
-    """Rewrite a CSV made before ``--family`` with the column added (rows: the default family)."""
-    header = [*_header(path), "family"]
-    rows = read_runs(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    temporary.replace(path)
-    return header
-
-
-def _writer_columns(path: Path, families: set[str]) -> list[str]:
-    """The columns to append rows of ``families`` with: the file's own, the family column added
-    only where a family other than the default must be written (older files stay as they are)."""
-    header = _header(path)
-    if header is None:
-        with path.open("w", newline="") as f:
-            csv.DictWriter(f, fieldnames=FIELDS).writeheader()
-        return FIELDS
-    if "family" not in header and families - {DEFAULT_FAMILY}:
-        return _add_family_column(path)
-    return header
-
-
-def _done(path: Path) -> set[tuple]:
-    """(family, setting, K, d, level, seed) of every run in the CSV."""
-    if not path.exists():
-        return set()
-    return {
-        (
-            r["family"],
-            r["setting"],
-            int(r["views"]),
-            int(r["dim"]),
-            float(r["true_tc"]),
-            int(r["seed"]),
-        )
-        for r in read_runs(path)
-    }
 
 
 def reachable_cells(args: argparse.Namespace) -> set[tuple]:
@@ -259,58 +228,39 @@ def reachable_cells(args: argparse.Namespace) -> set[tuple]:
     return cells
 
 
-def run_ladder(args: argparse.Namespace) -> Path:
-    """Run every (seed, family, level, K, d, setting) not yet in the CSV, appending each result."""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "ladder_runs.csv"
-    done = _done(path)
+def run_ladder(args: argparse.Namespace, records: RunRecords) -> int:
+    """Run every (seed, family, level, K, d, setting) not yet recorded, recording each result as
+    it finishes; returns how many ran."""
     cells = reachable_cells(args)
     # Seeds outermost, so that a partial run covers every level with some seeds.
-    plan = [
-        (s, family, tc, k, d, name)
+    jobs = [
+        dict(zip(KEY, (family, name, k, d, tc, s)))
         for s in range(args.seeds)
         for family in args.family
         for tc in args.tcs
         for k in args.views
         for d in args.dims
         for name in args.settings
-        if (family, tc, k, d) in cells and (family, name, k, d, tc, s) not in done
+        if (family, tc, k, d) in cells
     ]
-    columns = _writer_columns(path, {job[1] for job in plan})
-    jobs = [(job, args) for job in plan]
-    with path.open("a", newline="") as f, _pool(args) as pool:
-        # "ignore": a file without the family column only ever gets rows of the default family
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        rows = pool.imap_unordered(_run_job, jobs) if pool else map(_run_job, jobs)
-        for row in tqdm(rows, total=len(plan), desc="ladder", unit="run"):
-            writer.writerow(row)
-            f.flush()
-    return path
+    budget = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
+    run = functools.partial(
+        run_job, n_samples=args.n_samples, threads=args.threads, device=args.device, **budget
+    )
+    return run_pending(records, jobs, run, workers=args.workers, desc="ladder")
 
 
-def _run_job(job: tuple) -> dict:
-    (s, family, tc, k, d, name), args = job
-    torch.set_num_threads(args.threads)
-    views = build_task(family, tc, k, d).sample(args.n_samples, seed=1000 + s)
+def run_job(job: dict, *, n_samples: int, threads: int, **options) -> dict:
+    """One ladder run: the job's sample (data seed 1000 + seed), its estimate and wall seconds.
+
+    ``options``: the budget and device of `run_one`.
+    """
+    torch.set_num_threads(threads)
+    task = build_task(job["family"], job["true_tc"], job["views"], job["dim"])
+    views = task.sample(n_samples, seed=1000 + job["seed"])
     start = time.perf_counter()
-    value = run_one(name, views, args, seed=s)
-    return dict(zip(FIELDS, [name, k, d, tc, s, value, time.perf_counter() - start, family]))
-
-
-@contextlib.contextmanager
-def _pool(args: argparse.Namespace):
-    """A process pool for ``--workers`` > 1 (spawned: safe with CUDA), else None."""
-    if args.workers <= 1:
-        yield None
-        return
-    pool = multiprocessing.get_context("spawn").Pool(args.workers)
-    try:
-        yield pool
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    value = run_one(job["setting"], views, job["seed"], **options)
+    return {"estimate": value, "seconds": time.perf_counter() - start}
 
 
 def _setting_with(options: dict) -> str:
@@ -321,62 +271,53 @@ def _setting_with(options: dict) -> str:
     return names[0]
 
 
-def derive_thorough(path: Path) -> int:
-    """Append the "dv_thorough" rows that the CSV's other rows determine; returns how many.
+def derive_thorough(records: RunRecords) -> int:
+    """Record the "dv_thorough" runs that the other records determine; returns how many.
 
     ``thorough=True`` trains "dv", then with the same seed the alternative that
     :func:`mdmest.estimation.thorough_alternative` names for its value (the setting with those
-    options: "dv_wd" or "dv_tree_wd"), keeping the larger value; so its row is that rule applied
-    to those rows (seconds: the sum of the runs it needs). Cells lacking a needed row are skipped.
+    options: "dv_wd" or "dv_tree_wd"), keeping the larger value; so its run is that rule applied
+    to those runs (seconds: the sum of the runs it needs). Cells lacking a needed run are skipped.
     """
-    runs = _runs_by_setting_and_cell(path)
+    runs = _by_setting_and_cell(records)
     derived = []
     for (name, *cell), one in runs.items():
         if name != "dv" or ("dv_thorough", *cell) in runs:
             continue
-        chosen, seconds = float(one["estimate"]), float(one["seconds"])
-        alternative = thorough_alternative(chosen, int(one["views"]))
+        chosen, seconds = one["estimate"], one["seconds"]
+        alternative = thorough_alternative(chosen, one["views"])
         if alternative is not None:
             other = runs.get((_setting_with({"measure": "dv", **alternative[1]}), *cell))
             if other is None:
                 continue
-            chosen = max(chosen, float(other["estimate"]))
-            seconds += float(other["seconds"])
+            chosen = max(chosen, other["estimate"])
+            seconds += other["seconds"]
         derived.append({**one, "setting": "dv_thorough", "estimate": chosen, "seconds": seconds})
-    return _append_rows(path, derived)
+    return records.extend(derived)
 
 
-def derive_closed_forms(path: Path) -> int:
-    """Append the ``WITH_CLOSED_FORMS`` rows: each "dv" or "dv_thorough" row whose cell and seed
-    have a "gaussian_copula" row, with the larger of the two values (seconds: the run's; the
+def derive_closed_forms(records: RunRecords) -> int:
+    """Record the ``WITH_CLOSED_FORMS`` runs: each "dv" or "dv_thorough" run whose cell and seed
+    have a "gaussian_copula" run, with the larger of the two values (seconds: the run's; the
     closed form costs no training). Returns how many."""
-    runs = _runs_by_setting_and_cell(path)
+    runs = _by_setting_and_cell(records)
     derived = []
     for (name, *cell), one in runs.items():
         target = WITH_CLOSED_FORMS.get(name)
         closed = [runs.get((form, *cell)) for form in CLOSED_FORMS]
         if target is None or (target, *cell) in runs or None in closed:
             continue
-        value = max([float(one["estimate"]), *(float(r["estimate"]) for r in closed)])
+        value = max([one["estimate"], *(r["estimate"] for r in closed)])
         derived.append({**one, "setting": target, "estimate": value})
-    return _append_rows(path, derived)
+    return records.extend(derived)
 
 
-def _runs_by_setting_and_cell(path: Path) -> dict[tuple, dict]:
-    """The CSV's rows keyed by (setting, K, d, level, seed, family), as strings."""
+def _by_setting_and_cell(records: RunRecords) -> dict[tuple, dict]:
+    """The runs keyed by (setting, K, d, level, seed, family)."""
     return {
         (r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"], r["family"]): r
-        for r in read_runs(path)
+        for r in records.read()
     }
-
-
-def _append_rows(path: Path, rows: list[dict]) -> int:
-    """Append derived rows in the file's own columns (they share their family with the rows they
-    come from); returns how many."""
-    columns = _header(path) or FIELDS
-    with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=columns, extrasaction="ignore").writerows(rows)
-    return len(rows)
 
 
 def _family_order(family: str) -> tuple:
@@ -390,15 +331,12 @@ def _families(rows: Sequence[dict]) -> list[str]:
     return sorted({r["family"] for r in rows}, key=_family_order)
 
 
-def summarize(path: Path) -> list[dict]:
-    """Bias, std, MSE and relative error of the mean per (family, setting, K, d, level) from the
-    CSV; ordered by family, K, d, level, setting."""
-    groups: dict[tuple, list[float]] = {}
-    seconds: dict[tuple, list[float]] = {}
-    for r in read_runs(path):
-        key = (r["family"], r["setting"], int(r["views"]), int(r["dim"]), float(r["true_tc"]))
-        groups.setdefault(key, []).append(float(r["estimate"]))
-        seconds.setdefault(key, []).append(float(r["seconds"]))
+def summarize(runs: Sequence[dict]) -> list[dict]:
+    """Bias, std, MSE and relative error of the mean per (family, setting, K, d, level) of the
+    runs; ordered by family, K, d, level, setting."""
+    groups = group_records(
+        runs, lambda r: (r["family"], r["setting"], r["views"], r["dim"], r["true_tc"])
+    )
 
     def order(key: tuple) -> tuple:
         family, name, *cell = key
@@ -407,7 +345,7 @@ def summarize(path: Path) -> list[dict]:
     rows = []
     for key in sorted(groups, key=order):
         family, name, k, d, tc = key
-        v = np.asarray(groups[key])
+        stats = error_statistics([r["estimate"] for r in groups[key]], tc)
         rows.append(
             {
                 "family": family,
@@ -415,39 +353,43 @@ def summarize(path: Path) -> list[dict]:
                 "views": k,
                 "dim": d,
                 "true_tc": tc,
-                "seeds": len(v),
-                "mean": float(v.mean()),
-                "bias": float(v.mean() - tc),
-                "std": float(v.std()),
-                "mse": float(np.mean((v - tc) ** 2)),
-                "rel_error": float(abs(v.mean() - tc) / tc),
-                "seconds": float(np.mean(seconds[key])),
+                "seeds": len(groups[key]),
+                **stats,
+                "rel_error": abs(stats["bias"]) / tc if tc else math.inf,
+                "seconds": float(np.mean([r["seconds"] for r in groups[key]])),
             }
         )
     return rows
 
 
-def _family_cell(rows: Sequence[dict]) -> Callable[[str], str]:
+def _family_cell(rows: Sequence[dict]) -> list[str]:
     """The leading "family" column of a table: shown only where the rows hold several families."""
-    if len(_families(rows)) > 1:
-        return lambda family: f"| {family} "
-    return lambda family: ""
+    return ["family"] if len(_families(rows)) > 1 else []
 
 
 def format_markdown(rows: Sequence[dict]) -> str:
     """The summary as a Markdown table (one line per setting, K, d and level; and family, in a
     column of its own, where there are several)."""
     family = _family_cell(rows)
-    head = "| K | d | true TC | setting | seeds | mean | bias | std | MSE | rel. error | s/run |"
-    lines = [family("family") + head, "|---" * (11 + bool(family(""))) + "|"]
-    for r in rows:
-        lines.append(
-            f"{family(r['family'])}"
-            f"| {r['views']} | {r['dim']} | {r['true_tc']:g} | {r['setting']} | {r['seeds']} | "
-            f"{r['mean']:.3f} | {r['bias']:+.3f} | {r['std']:.3f} | {r['mse']:.3f} | "
-            f"{r['rel_error']:.1%} | {r['seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+    head = ["K", "d", "true TC", "setting", "seeds", "mean", "bias", "std", "MSE", "rel. error"]
+    lines = [
+        [
+            *(r[f] for f in family),
+            r["views"],
+            r["dim"],
+            f"{r['true_tc']:g}",
+            r["setting"],
+            r["seeds"],
+            f"{r['mean']:.3f}",
+            f"{r['bias']:+.3f}",
+            f"{r['std']:.3f}",
+            f"{r['mse']:.3f}",
+            f"{r['rel_error']:.1%}",
+            f"{r['seconds']:.0f}",
+        ]
+        for r in rows
+    ]
+    return markdown_table([*family, *head, "s/run"], lines)
 
 
 def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str] = ()) -> str:
@@ -466,12 +408,10 @@ def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str
     for r in rows:
         key = (_family_order(r["family"]), r["views"], r["dim"], r["true_tc"])
         cells.setdefault(key, {})[r["setting"]] = r
-    head = family("family") + (
-        f"| K | d | true TC | {best} mean ± std | rel. error | "
-        + "".join(f"{name} rel. error | " for name in compare)
-        + "MSE | floor DV MSE | floor NWJ MSE | plug-in | held-out plug-in | met: error / MSE |"
-    )
-    lines = [head, "|---" * (11 + len(compare) + bool(family(""))) + "|"]
+    head = [*family, "K", "d", "true TC", f"{best} mean ± std", "rel. error"]
+    head += [f"{name} rel. error" for name in compare]
+    head += ["MSE", "floor DV MSE", "floor NWJ MSE", "plug-in", "held-out plug-in"]
+    lines = []
     for (_, k, d, tc), by in sorted(cells.items()):
         if best not in by:
             continue
@@ -486,16 +426,22 @@ def format_targets(rows: Sequence[dict], best: str = "dv", compare: Sequence[str
                 met[0] = "no, out of reach"
         if tc >= 2 and floors:
             met[1] = "yes" if all(b["mse"] < f for f in floors) else "**no**"
-        mse = {name: f"{by[name]['mse']:.3g}" if name in by else "–" for name in FLOORS}
-        plugins = [f"{by[n]['mean']:.3f}" if n in by else "–" for n in REFERENCES]
-        others = "".join(f"{by[n]['rel_error']:.1%} | " if n in by else "– | " for n in compare)
         lines.append(
-            f"{family(b['family'])}"
-            f"| {k} | {d} | {tc:g} | {b['mean']:.3f} ± {b['std']:.3f} | {b['rel_error']:.1%} | "
-            f"{others}{b['mse']:.3g} | {mse['floor_dv']} | {mse['floor_nwj']} | {' | '.join(plugins)} | "
-            f"{' / '.join(met)} |"
+            [
+                *(b[f] for f in family),
+                k,
+                d,
+                f"{tc:g}",
+                f"{b['mean']:.3f} ± {b['std']:.3f}",
+                f"{b['rel_error']:.1%}",
+                *(f"{by[n]['rel_error']:.1%}" if n in by else "–" for n in compare),
+                f"{b['mse']:.3g}",
+                *(f"{by[n]['mse']:.3g}" if n in by else "–" for n in FLOORS),
+                *(f"{by[n]['mean']:.3f}" if n in by else "–" for n in REFERENCES),
+                " / ".join(met),
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table([*head, "met: error / MSE"], lines)
 
 
 def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
@@ -507,9 +453,8 @@ def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
     family = _family_cell(rows)
     by = {(r["family"], r["setting"], r["views"], r["dim"], r["true_tc"]): r for r in rows}
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    names = [f"K={k}, d={d}, {tc:g}" for k, d, tc in cells]
-    head = family("family") + "| setting | " + " | ".join(names) + " | s/run |"
-    lines = [head, "|---" * (len(cells) + 2 + bool(family(""))) + "|"]
+    head = [*family, "setting", *(f"K={k}, d={d}, {tc:g}" for k, d, tc in cells), "s/run"]
+    lines = []
     for fam, name in ((fam, name) for fam in _families(rows) for name in settings):
         found = [by.get((fam, name, k, d, tc)) for k, d, tc in cells]
         if not any(found):
@@ -519,8 +464,8 @@ def format_columns(rows: Sequence[dict], cells: Sequence[tuple]) -> str:
             for r in found
         ]
         seconds = np.mean([r["seconds"] for r in found if r])
-        lines.append(f"{family(fam)}| `{name}` | " + " | ".join(parts) + f" | {seconds:.0f} |")
-    return "\n".join(lines)
+        lines.append([*([fam] if family else []), f"`{name}`", *parts, f"{seconds:.0f}"])
+    return markdown_table(head, lines)
 
 
 def plot(
@@ -532,11 +477,7 @@ def plot(
     there are several); colour = K, line style = setting."""
     if not rows:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     dims = sorted({r["dim"] for r in rows})
     families = _families(rows)
     fig, axes = plt.subplots(
@@ -583,8 +524,7 @@ def plot(
         ax.set_title(f"{fam}: {title}" if len(families) > 1 else title)
     axes[0][-1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _split(cast: Callable) -> Callable[[str], list]:
@@ -647,20 +587,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.family) - set(FAMILIES))
     if unknown:
         parser.error(f"unknown families {unknown}; valid values are {list(FAMILIES)}")
-    path = Path(args.out) / "ladder_runs.csv"
+    out = Path(args.out)
+    records = RunRecords(
+        out / "ladder_runs.jsonl",  # after the ladder_runs.csv of earlier releases, read only
+        KEY,
+        legacy=[out / "ladder_runs.csv"],
+        fields=CSV_COLUMNS,
+        defaults={"family": DEFAULT_FAMILY},
+    )
     if not args.summarize:
-        run_ladder(args)
-    if not path.exists():
-        parser.error(f"no results at {path}")
+        run_ladder(args, records)
     if args.derive_thorough:
-        derived = derive_thorough(path)
+        derived = derive_thorough(records)
         print(f"derived {derived} dv_thorough rows from the dv, dv_wd, dv_tree_wd rows")
     if args.derive_closed_forms:
-        derived = derive_closed_forms(path)
+        derived = derive_closed_forms(records)
         print(f"derived {derived} dv_gc and dv_thorough_gc rows")
-    rows = summarize(path)
+    runs = records.read()
+    if not runs:
+        parser.error(f"no results at {records.path} (nor {records.legacy[0]})")
+    rows = summarize(runs)
     table = format_markdown(rows)
-    out = Path(args.out)
     atomic_write_text(out / "ladder_summary.md", table + "\n")
     summary = {"machine": machine_info(), "rows": rows}
     atomic_write_text(out / "ladder_summary.json", json.dumps(summary, indent=2) + "\n")

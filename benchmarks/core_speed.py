@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import torch
-from _floor import floor_critic, floor_step
 
 import mdmest
 from mdmest.critics import MLPCritic
 from mdmest.estimation import EVAL_PRODUCT_ROWS
-from mdmest.experiments import machine_info
+from mdmest.experiments import floor_critic, floor_step, machine_info
 from mdmest.io import atomic_write_text
 from mdmest.transforms import GaussianCopula
 

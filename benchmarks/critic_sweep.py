@@ -3,7 +3,8 @@
 An exploration, not a target: it is how the recipe's adaptive negatives were found. Each setting
 changes one thing of ``estimate(views, "dv")`` as it was before adaptive negatives (GELU critic
 256-256, shifted sampler, cosine lr, one negative); same budget as the ladder (4000 steps of batch
-256 on 20k rows, 20% held out). One JSON line per finished run, appended at once.
+256 on 20k rows, 20% held out). One JSON line per finished run, appended at once
+(:class:`mdmest.experiments.RunRecords`); a run already in the file is not run again.
 
 Usage (on a GPU machine, 16 processes; on CPU use ``--device cpu`` and fewer workers)::
 
@@ -17,14 +18,14 @@ Usage (on a GPU machine, 16 processes; on CPU use ``--device cpu`` and fewer wor
 from __future__ import annotations
 
 import argparse
-import collections
-import json
-import multiprocessing
+import functools
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
+
+from mdmest.experiments import RunRecords, group_records, markdown_table, run_pending
 
 #: one(critic widths / lr / negatives / objective) change at a time
 SETTINGS = ("dv", "w1024", "w512x2", "deep3", "lr2e3", "neg16", "hybrid")
@@ -34,11 +35,13 @@ CELLS = (
     (3, 20, 2.0), (3, 20, 4.0), (3, 20, 8.0), (4, 20, 2.0), (4, 20, 4.0), (4, 20, 8.0),
 )  # fmt: skip
 WIDTHS = {"w1024": (1024, 256), "w512x2": (512, 512), "deep3": (256, 256, 256)}
+#: The fields that tell runs apart.
+KEY = ("setting", "k", "d", "tc", "seed")
 
 
-def run(job: tuple) -> dict:
-    """One training run; returns its record."""
-    setting, k, d, tc, seed, steps, device = job
+def run(job: dict, steps: int = 4000, device: str = "cpu") -> dict:
+    """One training run of ``job`` (its setting, K, d, TC and seed); returns its results."""
+    setting, k, d, tc, seed = (job[name] for name in KEY)
     import torch
 
     from mdmest import estimate
@@ -74,8 +77,7 @@ def run(job: tuple) -> dict:
         value = estimate(views, measure, **{**kw, "negatives": None}).value
     else:
         raise KeyError(setting)
-    return dict(setting=setting, k=k, d=d, tc=tc, seed=seed, est=value,
-                sec=time.time() - start, device=device)  # fmt: skip
+    return {"est": value, "sec": time.time() - start, "device": device}
 
 
 def effective_fractions(k: int, d: int, levels: Sequence[float] = (0.5, 1, 2, 4, 8)) -> str:
@@ -110,21 +112,17 @@ def effective_fractions(k: int, d: int, levels: Sequence[float] = (0.5, 1, 2, 4,
     return "\n".join(lines)
 
 
-def summarize(path: str, settings: Sequence[str] = SETTINGS) -> str:
+def summarize(runs: Sequence[dict], settings: Sequence[str] = SETTINGS) -> str:
     """Mean relative error (and seeds) per cell and setting, as a Markdown table."""
-    by = collections.defaultdict(list)
-    for line in open(path):
-        r = json.loads(line)
-        by[(r["k"], r["d"], r["tc"], r["setting"])].append(r["est"])
-    lines = ["| K | d | true TC | " + " | ".join(settings) + " |"]
-    lines.append("|---" * (3 + len(settings)) + "|")
+    by = group_records(runs, lambda r: (r["k"], r["d"], r["tc"], r["setting"]))
+    lines = []
     for k, d, tc in sorted(CELLS, key=lambda c: (c[1], c[0], c[2])):
         cells = []
         for s in settings:
-            v = by.get((k, d, tc, s))
+            v = [r["est"] for r in by.get((k, d, tc, s), [])]
             cells.append(f"{(np.mean(v) - tc) / tc:+.1%} ({len(v)})" if v else "–")
-        lines.append(f"| {k} | {d} | {tc:g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        lines.append([k, d, f"{tc:g}", *cells])
+    return markdown_table(["K", "d", "true TC", *settings], lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,18 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(effective_fractions(k, d))
         return 0
     settings = [s for s in args.settings.split(",") if s]
+    records = RunRecords(args.out, KEY)
     if not args.summarize:
         # seeds outermost, so that a stopped run covers every cell with some seeds
-        jobs = [(s, k, d, tc, seed, args.steps, args.device)
+        jobs = [dict(zip(KEY, (s, k, d, tc, seed)))
                 for seed in range(args.seeds) for (k, d, tc) in CELLS for s in settings]  # fmt: skip
-        with (
-            multiprocessing.get_context("spawn").Pool(args.workers) as pool,
-            open(args.out, "a") as f,
-        ):
-            for record in pool.imap_unordered(run, jobs):
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-    print(summarize(args.out, settings))
+        work = functools.partial(run, steps=args.steps, device=args.device)
+        run_pending(records, jobs, work, workers=args.workers, desc="critic sweep")
+    print(summarize(records.read(), settings))
     return 0
 
 

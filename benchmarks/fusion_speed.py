@@ -39,10 +39,11 @@ import torch
 from torch import nn
 
 import mdmest
-from mdmest.experiments import machine_info
+from mdmest.experiments import machine_info, markdown_table
 from mdmest.fusion import MODALITIES
 from mdmest.fusion.models import build_model
 from mdmest.fusion.training import PENALTIES as TRAINING_PENALTIES
+from mdmest.io import atomic_write_text
 
 MODELS = ("ef_lstm", "tfn", "lmf", "mfn")
 PENALTIES = tuple(p for p in TRAINING_PENALTIES if p != "none")
@@ -232,7 +233,7 @@ def table(results: dict[str, Any], penalties: tuple[str, ...]) -> str:
     """Markdown table: seconds per epoch and ratios ours/MMSA and penalty/no penalty."""
     header = ["model", "batch", "MMSA s", "ours s", "ours/MMSA"]
     header += [f"+{p} s (×)" for p in penalties]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = []
     for name, result in results.items():
         median = result["seconds_per_epoch"]
         ours, mmsa = median["ours"], median.get("mmsa")
@@ -244,8 +245,8 @@ def table(results: dict[str, Any], penalties: tuple[str, ...]) -> str:
             f"{ours / mmsa:.2f}" if mmsa else "–",
         ]
         row += [f"{median[f'ours+{p}']:.2f} ({median[f'ours+{p}'] / ours:.2f})" for p in penalties]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        lines.append(row)
+    return markdown_table(header, lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         "table": table(results, args.penalties),
     }
     path = args.out / "fusion_speed.json"
-    path.write_text(json.dumps(report, indent=2))
+    atomic_write_text(path, json.dumps(report, indent=2))
     print(f"wrote {path}")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from mdmest.experiments import machine_info
+from mdmest.experiments import group_records, machine_info, markdown_table, pyplot, save_figure
 from mdmest.fusion.data import load_for_training
 from mdmest.fusion.models import build_model
 from mdmest.fusion.training import PENALTIES, PRESETS, TrainConfig, Trainer, drop_ratios
@@ -93,19 +93,15 @@ def mean_std(values: list[float]) -> str:
 
 
 def write_tables(records: list[dict], out: Path, command: str) -> None:
-    lines = [f"Command: `{command}`", ""]
-    lines.append(
-        "| model | penalty | " + " | ".join(COLUMNS) + " | Fig. 2 ratio (keep a+v, non0) |"
-    )
-    lines.append("|---" * (len(COLUMNS) + 3) + "|")
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
-        groups.setdefault((r["model"], r["penalty"]), []).append(r)
-    for (model, penalty), runs in groups.items():
+    table = []
+    for (model, penalty), runs in group_records(
+        records, lambda r: (r["model"], r["penalty"])
+    ).items():
         cells = [mean_std([r["test"][c] for r in runs]) for c in COLUMNS]
         ratio = mean_std([r["drop"]["audio+video"]["acc2_non0_ratio"] for r in runs])
-        lines.append(f"| {model} | {penalty} | " + " | ".join(cells) + f" | {ratio} |")
-    lines.append("")
+        table.append([model, penalty, *cells, ratio])
+    head = ["model", "penalty", *COLUMNS, "Fig. 2 ratio (keep a+v, non0)"]
+    lines = [f"Command: `{command}`", "", markdown_table(head, table), ""]
     lines.append(f"Seeds per cell: {sorted({r['seed'] for r in records})}.")
     atomic_write_text(out / "tables.md", "\n".join(lines) + "\n")
 
@@ -113,28 +109,20 @@ def write_tables(records: list[dict], out: Path, command: str) -> None:
     for r in records:
         if r["penalty"] != "dv" or "ranking" not in r or r["seed"] != records[0]["seed"]:
             continue
-        ranking_lines += [
-            f"### {r['model']}",
-            "",
-            "| rank | score | label | prediction | id | words |",
-        ]
-        ranking_lines.append("|---|---|---|---|---|---|")
         ranked = r["ranking"]
-        for rank, row in [*enumerate(ranked[:5], 1), *enumerate(ranked[-5:], len(ranked) - 4)]:
-            ranking_lines.append(
-                f"| {rank} | {row['score']:.3f} | {row['label']:+.2f} | {row['prediction']:+.2f} "
-                f"| {row['id']} | {row['words']} |"
-            )
-        ranking_lines.append("")
+        shown = [
+            [rank, f"{row['score']:.3f}", f"{row['label']:+.2f}", f"{row['prediction']:+.2f}",
+             row["id"], row["words"]]
+            for rank, row in [*enumerate(ranked[:5], 1), *enumerate(ranked[-5:], len(ranked) - 4)]
+        ]  # fmt: skip
+        head = ["rank", "score", "label", "prediction", "id", "words"]
+        ranking_lines += [f"### {r['model']}", "", markdown_table(head, shown), ""]
     atomic_write_text(out / "tab3_critic_ranking.md", "\n".join(ranking_lines) + "\n")
 
 
 def plot_fig2(records: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Fig. 2: Acc-2 with text dropped over Acc-2 with every modality, per model and penalty."""
+    plt = pyplot()
     models = list(dict.fromkeys(r["model"] for r in records))
     fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models):
@@ -154,8 +142,7 @@ def plot_fig2(records: list[dict], out: Path) -> None:
         ax.set_ylim(0.4, 1.05)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "fig2_modality_drop.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "fig2_modality_drop.png")
 
 
 def main(argv: list[str] | None = None) -> int:

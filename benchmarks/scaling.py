@@ -31,7 +31,8 @@ from torch.profiler import ProfilerActivity, profile
 from tqdm.auto import tqdm
 
 from mdmest import TotalCorrelation
-from mdmest.experiments import machine_info
+from mdmest.experiments import machine_info, pyplot, save_figure
+from mdmest.io import atomic_write_text
 from mdmest.sampling import product_indices
 
 
@@ -102,12 +103,7 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
 
 def plot(rows: Sequence[dict], slopes: dict, path: Path) -> None:
     """Time and memory against B·K, one line per sweep (needs matplotlib, the ``bench`` extra)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = pyplot().subplots(1, 3, figsize=(14, 4))
     for sweep, marker in (("batch", "o"), ("views", "s")):
         part = [r for r in rows if r["sweep"] == sweep]
         x = [r["rows_x_views"] for r in part]
@@ -120,8 +116,7 @@ def plot(rows: Sequence[dict], slopes: dict, path: Path) -> None:
         ax.set(xlabel="B·K (rows × views)", title=title)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -161,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "slopes": slopes,
         "rows": rows,
     }
-    (out / "scaling.json").write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out / "scaling.json", json.dumps(meta, indent=2) + "\n")
     if not args.no_plot:
         plot(rows, slopes, out / "scaling.png")
     print(f"{'sweep':>6} {'B':>5} {'K':>2} {'step ms':>8} {'sampler ms':>10} {'peak MiB':>9}")

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 import mdmest
 from mdmest import functional as Fn
-from mdmest.experiments import machine_info
+from mdmest.experiments import machine_info, markdown_table
 from mdmest.io import atomic_write_text
 from mdmest.tasks import gaussian_task_with_tc
 
@@ -163,6 +163,20 @@ def run_one(
     return record
 
 
+TABLE_HEAD = [
+    "measure",
+    "dtype",
+    "status",
+    "steps run",
+    "first NaN/Inf",
+    "screen fired",
+    "bound, mean of last 500",
+    "bound min / max",
+    "estimate (4096 rows, 16 neg.)",
+    "ms/step",
+]
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "–"
@@ -181,33 +195,29 @@ def markdown(result: dict) -> str:
         f"Machine: {result['machine']['platform']}, {result['machine']['cpus']} CPUs, "
         f"torch {result['machine']['torch']}, mdmest {result['machine']['mdmest']}.",
         "",
-        "| measure | dtype | status | steps run | first NaN/Inf | screen fired | "
-        "bound, mean of last 500 | bound min / max | estimate (4096 rows, 16 neg.) | ms/step |",
-        "|---|---|---|---:|---|---|---:|---:|---:|---:|",
     ]
+    table = []
     for r in result["runs"]:
         if r["status"] == "skipped":
-            lines.append(
-                f"| {r['measure']} | {r['dtype']} | skipped ({r['reason']}) | – | – | – | – | – | – | – |"
-            )
+            table.append([r["measure"], r["dtype"], f"skipped ({r['reason']})", *["–"] * 7])
             continue
         bad = r["first_nonfinite"]
         screen = r["screen"]
-        lines.append(
-            "| {m} | {d} | {s} | {n} | {bad} | {screen} | {mean} | {lo} / {hi} | {est} | {ms} |".format(
-                m=r["measure"],
-                d=r["dtype"],
-                s=r["status"],
-                n=r["steps_run"],
-                bad="none" if bad is None else f"step {bad['step']}: {bad['where']}",
-                screen="no" if screen is None else f"step {screen['step']}: {screen['message']}",
-                mean=_fmt(r["last_bound_mean_last500"]),
-                lo=_fmt(r["last_bound_min"]),
-                hi=_fmt(r["last_bound_max"]),
-                est=_fmt(r["estimate_4096_rows_16_negatives"]),
-                ms=_fmt(r["ms_per_step"], 2),
-            )
+        table.append(
+            [
+                r["measure"],
+                r["dtype"],
+                r["status"],
+                r["steps_run"],
+                "none" if bad is None else f"step {bad['step']}: {bad['where']}",
+                "no" if screen is None else f"step {screen['step']}: {screen['message']}",
+                _fmt(r["last_bound_mean_last500"]),
+                f"{_fmt(r['last_bound_min'])} / {_fmt(r['last_bound_max'])}",
+                _fmt(r["estimate_4096_rows_16_negatives"]),
+                _fmt(r["ms_per_step"], 2),
+            ]
         )
+    lines.append(markdown_table(TABLE_HEAD, table, right=TABLE_HEAD[3:4] + TABLE_HEAD[6:]))
     return "\n".join(lines) + "\n"
 
 

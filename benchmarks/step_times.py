@@ -33,29 +33,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from task_suite import DATA_SEED, TARGET_STEP_RATIO, load_tasks
 from tqdm.auto import tqdm
 
 from mdmest import estimate
-from mdmest.experiments import machine_info
+from mdmest.experiments import (
+    DATA_SEED,
+    STEP_RATIO_TARGET,
+    machine_info,
+    markdown_table,
+    step_ratios,
+    suite_tasks,
+)
 from mdmest.io import atomic_write_text
-
-
-def ratios(seconds: np.ndarray, window: int) -> dict:
-    """The slowest step, the 99th percentile and the slowest ``window``-step median, each over the
-    median step, and the number of steps over ``TARGET_STEP_RATIO`` times the median."""
-    seconds = np.asarray(seconds, dtype=float)
-    median = float(np.median(seconds))
-    window = min(window, seconds.size)
-    windows = np.lib.stride_tricks.sliding_window_view(seconds, window)
-    return {
-        "median_ms": 1e3 * median,
-        "slowest": float(seconds.max()) / median,
-        "slowest_step": int(seconds.argmax()),
-        "p99": float(np.quantile(seconds, 0.99)) / median,
-        "window": float(np.median(windows, axis=1).max()) / median,
-        "over": int(np.sum(seconds > TARGET_STEP_RATIO * median)),
-    }
 
 
 def control(result, views: Sequence[np.ndarray], steps: int, batch_size: int) -> np.ndarray:
@@ -76,33 +65,42 @@ def control(result, views: Sequence[np.ndarray], steps: int, batch_size: int) ->
 
 
 def format_markdown(records: list[dict], args) -> str:
+    head = ["task", "K", "median ms", "slowest", "at step", "p99", "window", "steps > 1.5×"]
+    head += ["negatives", "control slowest", "control p99"]
+    table = [
+        [
+            r["task"],
+            r["views"],
+            f"{r['train']['median_ms']:.2f}",
+            f"{r['train']['slowest']:.2f}×",
+            r["train"]["slowest_step"],
+            f"{r['train']['p99']:.2f}×",
+            f"{r['train']['window']:.2f}×",
+            r["train"]["over"],
+            r["negatives"],
+            f"{r['control']['slowest']:.2f}×",
+            f"{r['control']['p99']:.2f}×",
+        ]
+        for r in records
+    ]
     lines = [
         f"Rows: {args.rows:,}; seed 0; the library's defaults; ratios to the run's median step. "
         f"window: the slowest median of {args.window} consecutive steps. control: the same "
         "critic's forward and backward on one fixed batch, as many times, right after.",
         "",
-        "| task | K | median ms | slowest | at step | p99 | window | steps > 1.5× "
-        "| negatives | control slowest | control p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        markdown_table(head, table),
     ]
-    for r in records:
-        t, c = r["train"], r["control"]
-        lines.append(
-            f"| {r['task']} | {r['views']} | {t['median_ms']:.2f} | {t['slowest']:.2f}× | "
-            f"{t['slowest_step']} | {t['p99']:.2f}× | {t['window']:.2f}× | {t['over']} | "
-            f"{r['negatives']} | {c['slowest']:.2f}× | {c['p99']:.2f}× |"
-        )
     worst = max(records, key=lambda r: r["train"]["slowest"])
     worst_window = max(records, key=lambda r: r["train"]["window"])
     worst_control = max(records, key=lambda r: r["control"]["slowest"])
     lines += [
         "",
         f"- slowest step / median: worst {worst['train']['slowest']:.2f}× ({worst['task']}); "
-        f"target ≤ {TARGET_STEP_RATIO}×: "
-        + ("PASS" if worst["train"]["slowest"] <= TARGET_STEP_RATIO else "FAIL"),
+        f"target ≤ {STEP_RATIO_TARGET}×: "
+        + ("PASS" if worst["train"]["slowest"] <= STEP_RATIO_TARGET else "FAIL"),
         f"- slowest {args.window}-step window / median: worst "
         f"{worst_window['train']['window']:.2f}× ({worst_window['task']}): "
-        + ("PASS" if worst_window["train"]["window"] <= TARGET_STEP_RATIO else "FAIL"),
+        + ("PASS" if worst_window["train"]["window"] <= STEP_RATIO_TARGET else "FAIL"),
         f"- control (constant work), slowest / median: worst "
         f"{worst_control['control']['slowest']:.2f}× ({worst_control['task']}); median over "
         f"tasks {np.median([r['control']['slowest'] for r in records]):.2f}× (training: "
@@ -118,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="task name contains this")
     parser.add_argument("--window", type=int, default=25, help="steps per window")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps per estimate (default: its own)"
+    )
     parser.add_argument("--out", default="results/step_times")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -125,13 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--window must be >= 1, got {args.window}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    suite = load_tasks(args.tasks, args.only)
+    suite = suite_tasks(args.tasks, args.only)
     if not suite:
         parser.error("no task matches --tasks/--only")
     records = []
     for task in tqdm(suite, desc="step times", unit="task", disable=args.no_progress):
         views = task.sample(args.rows, seed=DATA_SEED)
-        result = estimate(views, "dv", seed=0, progress=False)
+        budget = {} if args.steps is None else {"steps": args.steps}
+        result = estimate(views, "dv", seed=0, progress=False, **budget)
         steps = len(result.step_seconds)
         parts = getattr(result.measure, "terms", [result.measure])  # a decomposition's terms
         records.append(
@@ -139,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "task": task.name,
                 "views": len(task.dims),
                 "negatives": max(part.negatives for part in parts),
-                "train": ratios(result.step_seconds, args.window),
-                "control": ratios(control(result, views, steps, 256), args.window),
+                "train": step_ratios(result.step_seconds, args.window),
+                "control": step_ratios(control(result, views, steps, 256), args.window),
             }
         )
     text = format_markdown(records, args)

@@ -1,6 +1,6 @@
 """Task suite: the library's defaults against two baselines on tasks with a known truth.
 
-Every task of :func:`mdmest.tasks.task_suite` (K views, a closed-form total correlation) is sampled
+Every task of :func:`mdmest.experiments.suite_tasks` (K views, a closed-form total correlation) is sampled
 at ``--rows`` rows for ``--seeds`` seeds (data seed 1000 + s); on each sample three estimators run:
 
 - ``mdmest``: ``mdmest.estimate(views, "dv", seed=s, progress=False)``, the library's defaults;
@@ -14,9 +14,11 @@ Each estimate is timed (wall seconds, ``time.perf_counter``), and for ``mdmest``
 training step is compared with the run's median step (``EstimateResult.step_seconds``, where the
 library records it). Outputs under ``--out``:
 
-- ``task_suite_runs.csv``: one row per (task, estimator, seed, rows), with ``result.candidates``
-  as JSON where ``estimate`` trained more than once; rewritten atomically after every run, and
-  rows already there are skipped, so an interrupted run continues where it stopped;
+- ``task_suite_runs.jsonl``: one record per (task, estimator, seed, rows), with
+  ``result.candidates`` where ``estimate`` trained more than once; appended as each run finishes
+  (:class:`mdmest.experiments.RunRecords`), and runs already recorded are skipped, so an
+  interrupted run continues where it stopped. The ``task_suite_runs.csv`` of earlier releases in
+  the same folder is read first, as runs already recorded (never written);
 - ``task_suite.md``: a table with one line per task (truth, then per estimator mean value, bias,
   std and mean seconds), the summary and the targets met or missed;
 - ``task_suite_summary.json``: the same numbers; ``task_suite.png``: estimate against truth.
@@ -39,8 +41,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 import time
@@ -50,80 +50,85 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import infonce, ksg
-from tqdm.auto import tqdm
 
-from mdmest import estimate, tasks
-from mdmest.experiments import machine_info
-from mdmest.io import atomic_open, atomic_write_text
+from mdmest import estimate
+from mdmest.experiments import (
+    DATA_SEED,
+    STEP_RATIO_TARGET,
+    RunRecords,
+    error_statistics,
+    machine_info,
+    markdown_table,
+    pyplot,
+    run_pending,
+    save_figure,
+    suite_tasks,
+)
+from mdmest.experiments.suite import TASK_SETS
+from mdmest.io import atomic_write_text
 
 ESTIMATORS = ("mdmest", "infonce", "ksg")
 BASELINES = ("infonce", "ksg")
-FIELDS = [
-    "task",
-    "views",
-    "dims",
-    "estimator",
-    "seed",
-    "rows",
-    "value",
-    "truth",
-    "error",
-    "seconds",
-    "step_max",
-    "step_median",
-    "candidates",
-]
+#: The fields that tell runs apart.
+KEY = ("task", "estimator", "seed", "rows")
+#: The columns of ``task_suite_runs.csv``, the file of the releases before the JSON-lines records,
+#: and how to read them.
+CSV_COLUMNS = {
+    "task": str,
+    "views": int,
+    "dims": str,
+    "estimator": str,
+    "seed": int,
+    "rows": int,
+    "value": float,
+    "truth": float,
+    "error": float,
+    "seconds": float,
+    "step_max": float,
+    "step_median": float,
+    "candidates": str,
+}
 #: The issue's targets for ``mdmest`` (the baselines are scored, not held to them).
 TARGET_MAE = 0.06  # mean |error| over the two-view runs, nats
 TARGET_FLOOR = -0.05  # no value below, nats
 TARGET_REL = 0.25  # no task's mean further off than this fraction of the truth ...
 TARGET_REL_FROM = 0.2  # ... where the truth is at least this many nats
 TARGET_SECONDS = 15.0  # per task (mean over seeds) at 10,000 rows
-TARGET_STEP_RATIO = 1.5  # slowest training step / the run's median step
-DATA_SEED = 1000
+SUMMARY_HEAD = [
+    "estimator",
+    "runs",
+    "mean abs. error, two views",
+    "values < −0.05",
+    "tasks > 25% off (truth ≥ 0.2)",
+    "worst task s",
+    "slowest / median step",
+]
 
 
-def wide_tasks() -> list:
-    """Views of 10 and 32 features, weak to moderate dependency: outside the suite's widths
-    (at most 10 features in all), where a critic on all features overfits its training rows."""
-    return [
-        tasks.StudentTTask((10, 10), dof=2),
-        tasks.StudentTTask((10, 10), dof=5),
-        tasks.StudentTTask((32, 32), dof=3),
-        tasks.gaussian_task_with_tc(0.1, (10, 10)),
-        tasks.gaussian_task_with_tc(0.3, (32, 32)),
-        tasks.gaussian_task_with_tc(1.0, (32, 32)),
-        tasks.low_rank_gaussian_task(0.5, (32, 32)),
-        tasks.sparse_gaussian_task(0.5, (10, 10, 10)),
-    ]
+def run_one(
+    estimator: str,
+    views: Sequence[np.ndarray],
+    seed: int,
+    *,
+    estimate_options: dict | None = None,
+    infonce_steps: int = 2000,
+    ksg_k: int = 3,
+) -> dict:
+    """One estimate on one sample: value, wall seconds and, when recorded, the step times.
 
-
-def load_tasks(which: str = "all", only: Sequence[str] = ()) -> list:
-    """The suite's tasks (:func:`mdmest.tasks.task_suite`): "two" (2 views), "multi" (3 or more)
-    or "all"; or "wide" (:func:`wide_tasks`); with ``only``, those whose name contains one of the
-    given substrings."""
-    if which == "wide":
-        found = wide_tasks()
-    else:
-        found = tasks.task_suite({"two": 2, "multi": "multi", "all": None}[which])
-    if only:
-        found = [t for t in found if any(part in t.name for part in only)]
-    return found
-
-
-def run_one(estimator: str, views: Sequence[np.ndarray], seed: int, args) -> dict:
-    """One estimate on one sample: value, wall seconds and, when recorded, the step times."""
+    ``estimate_options``: options of ``mdmest.estimate`` for the ``mdmest`` runs.
+    """
     step_seconds, candidates = None, None
     start = time.perf_counter()
     if estimator == "mdmest":
-        result = estimate(views, "dv", seed=seed, progress=False, **args.estimate_options)
+        result = estimate(views, "dv", seed=seed, progress=False, **(estimate_options or {}))
         value = result.value
         step_seconds = getattr(result, "step_seconds", None)
         candidates = result.candidates
     elif estimator == "infonce":
-        value = infonce(views, steps=args.infonce_steps, seed=seed)
+        value = infonce(views, steps=infonce_steps, seed=seed)
     elif estimator == "ksg":
-        value = ksg(views, k=args.ksg_k, seed=seed)
+        value = ksg(views, k=ksg_k, seed=seed)
     else:
         raise ValueError(f"unknown estimator {estimator!r}; valid values are {ESTIMATORS}")
     seconds = time.perf_counter() - start
@@ -131,83 +136,61 @@ def run_one(estimator: str, views: Sequence[np.ndarray], seed: int, args) -> dic
     return {
         "value": float(value),
         "seconds": seconds,
-        "step_max": float(steps.max()) if steps.size else "",
-        "step_median": float(np.median(steps)) if steps.size else "",
+        "step_max": float(steps.max()) if steps.size else None,
+        "step_median": float(np.median(steps)) if steps.size else None,
         # Every run's held-out value where estimate trained more than one (refit, thorough).
-        "candidates": json.dumps(candidates) if candidates else "",
+        "candidates": candidates or None,
     }
 
 
-def _key(row: dict) -> tuple:
-    return (row["task"], row["estimator"], int(row["seed"]), int(row["rows"]))
-
-
-def read_runs(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def write_runs(path: Path, rows: Sequence[dict]) -> None:
-    stream = io.StringIO()
-    writer = csv.DictWriter(stream, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, stream.getvalue())
-
-
-def run_suite(args, suite: Sequence) -> Path:
-    """Run every (task, seed, estimator) not yet in the CSV, rewriting it after each run."""
-    path = Path(args.out) / "task_suite_runs.csv"
-    rows = read_runs(path)
-    done = {_key(r) for r in rows}
-    plan = [
-        (task, seed, name)
-        for seed in range(args.seeds)  # seeds outermost: a partial run covers every task
+def run_suite(
+    records: RunRecords,
+    suite: Sequence,
+    estimators: Sequence[str],
+    *,
+    rows: int,
+    seeds: int,
+    progress: bool = True,
+    **options,
+) -> int:
+    """Run every (task, seed, estimator) not yet recorded, recording each as it finishes;
+    returns how many ran. ``options``: those of `run_one`."""
+    by_name = {task.name: task for task in suite}
+    jobs = [
+        {"task": task.name, "estimator": name, "seed": seed, "rows": rows}
+        for seed in range(seeds)  # seeds outermost: a partial run covers every task
         for task in suite
-        for name in args.estimators
-        if (task.name, name, seed, args.rows) not in done
+        for name in estimators
     ]
-    samples: dict[tuple, tuple] = {}
-    bar = tqdm(plan, desc="task suite", unit="run", disable=args.no_progress)
-    for task, seed, name in bar:
-        bar.set_postfix_str(f"{name} | {task.name} | seed {seed}", refresh=False)
-        key = (task.name, seed)
-        if key not in samples:
-            samples = {key: task.sample(args.rows, seed=DATA_SEED + seed)}
+    samples: dict[tuple, list] = {}
+
+    def run(job: dict) -> dict:
+        task, seed = by_name[job["task"]], job["seed"]
+        if (task.name, seed) not in samples:  # the estimators of one sample run one after another
+            samples.clear()
+            samples[task.name, seed] = task.sample(rows, seed=DATA_SEED + seed)
         truth = float(task.total_correlation)
-        out = run_one(name, samples[key], seed, args)
-        row = {
-            "task": task.name,
-            "views": len(task.dims),
-            "dims": "x".join(str(d) for d in task.dims),
-            "estimator": name,
-            "seed": seed,
-            "rows": args.rows,
-            "truth": truth,
-            "error": out["value"] - truth,
-            **out,
-        }
-        rows.append(row)
-        write_runs(path, rows)
-    return path
+        out = run_one(job["estimator"], samples[task.name, seed], seed, **options)
+        dims = "x".join(str(d) for d in task.dims)
+        return {"views": len(task.dims), "dims": dims, "truth": truth, **out,
+                "error": out["value"] - truth}  # fmt: skip
+
+    return run_pending(records, jobs, run, progress=progress, desc="task suite")
 
 
-def _float(text) -> float | None:
-    return float(text) if text not in ("", None) else None
-
-
-def summarize(runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], args) -> dict:
-    """Per-task statistics and the suite summary from the CSV's rows of this configuration."""
+def summarize(
+    runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], *, rows: int, seeds: int
+) -> dict:
+    """Per-task statistics and the suite summary from the runs of this configuration (``rows``
+    rows, seeds below ``seeds``)."""
     wanted = {t.name for t in suite}
     runs = [
         r
         for r in runs
         if r["task"] in wanted
         and r["estimator"] in estimators
-        and int(r["rows"]) == args.rows
-        and int(r["seed"]) < args.seeds
+        and r["rows"] == rows
+        and r["seed"] < seeds
     ]
     per_task = []
     for task in suite:
@@ -216,19 +199,15 @@ def summarize(runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], 
             mine = [r for r in runs if r["task"] == task.name and r["estimator"] == name]
             if not mine:
                 continue
-            values = np.array([float(r["value"]) for r in mine])
-            seconds = np.array([float(r["seconds"]) for r in mine])
+            seconds = np.array([r["seconds"] for r in mine])
             ratios = [
-                _float(r["step_max"]) / _float(r["step_median"])
+                r["step_max"] / r["step_median"]
                 for r in mine
-                if _float(r["step_max"]) is not None and _float(r["step_median"])
+                if r["step_max"] is not None and r["step_median"]
             ]
             entry[name] = {
                 "seeds": len(mine),
-                "mean": float(values.mean()),
-                "bias": float(values.mean() - task.total_correlation),
-                "std": float(values.std()),
-                "mae": float(np.abs(values - task.total_correlation).mean()),
+                **error_statistics([r["value"] for r in mine], task.total_correlation),
                 "seconds": float(seconds.mean()),
                 "max_seconds": float(seconds.max()),
                 "step_ratio": max(ratios) if ratios else None,
@@ -239,7 +218,7 @@ def summarize(runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], 
         mine = [r for r in runs if r["estimator"] == name]
         if not mine:
             continue
-        two = [abs(float(r["error"])) for r in mine if int(r["views"]) == 2]
+        two = [abs(r["error"]) for r in mine if r["views"] == 2]
         tasks_here = [e for e in per_task if name in e]
         off = [
             e["task"]
@@ -251,18 +230,18 @@ def summarize(runs: Sequence[dict], suite: Sequence, estimators: Sequence[str], 
         summary[name] = {
             "runs": len(mine),
             "mae_two_view": float(np.mean(two)) if two else None,
-            "below_floor": sum(float(r["value"]) < TARGET_FLOOR for r in mine),
-            "min_value": min(float(r["value"]) for r in mine),
+            "below_floor": sum(r["value"] < TARGET_FLOOR for r in mine),
+            "min_value": min(r["value"] for r in mine),
             "off_tasks": off,
             "worst_seconds": slowest[name]["seconds"],
             "worst_seconds_task": slowest["task"],
-            "max_run_seconds": max(float(r["seconds"]) for r in mine),
+            "max_run_seconds": max(r["seconds"] for r in mine),
             "step_ratio": max(ratios)[0] if ratios else None,
             "step_ratio_task": max(ratios)[1] if ratios else None,
         }
     # The seeds present (a --summarize of a 2-seed run reads 2, not the --seeds default).
-    seeds = len({int(r["seed"]) for r in runs}) or args.seeds
-    return {"rows": args.rows, "seeds": seeds, "tasks": per_task, "summary": summary}
+    present = len({r["seed"] for r in runs}) or seeds
+    return {"rows": rows, "seeds": present, "tasks": per_task, "summary": summary}
 
 
 def targets(result: dict) -> list[tuple[str, bool | None, str]]:
@@ -313,8 +292,8 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
     ratio = lib["step_ratio"]
     checks.append(
         (
-            f"slowest training step ≤ {TARGET_STEP_RATIO}× the run's median step",
-            None if ratio is None else ratio <= TARGET_STEP_RATIO,
+            f"slowest training step ≤ {STEP_RATIO_TARGET}× the run's median step",
+            None if ratio is None else ratio <= STEP_RATIO_TARGET,
             "step times not recorded (EstimateResult.step_seconds)"
             if ratio is None
             else f"worst {ratio:.2f}× ({lib['step_ratio_task']})",
@@ -327,38 +306,24 @@ def format_markdown(result: dict, estimators: Sequence[str]) -> str:
     """The per-task table, the summary table and the targets, in Markdown."""
     present = [n for n in estimators if n in result["summary"]]
     steps = [n for n in present if result["summary"][n]["step_ratio"] is not None]
-    head = "| task | K | truth | " + " | ".join(
-        f"{n} mean | {n} bias | {n} std | {n} s" for n in present
-    )
-    head += "".join(f" | {n} slowest / median step" for n in steps)
-    lines = [
-        f"Rows: {result['rows']:,}; seeds: {result['seeds']}; values in nats; s: mean wall "
-        "seconds per estimate; slowest / median step: the worst over the seeds.",
-        "",
-        head + " |",
-        "|---|---|---|" + "---|" * (4 * len(present) + len(steps)),
-    ]
+    head = ["task", "K", "truth"]
+    head += [f"{n} {column}" for n in present for column in ("mean", "bias", "std", "s")]
+    head += [f"{n} slowest / median step" for n in steps]
+    table = []
     for e in result["tasks"]:
-        cells = []
+        cells = [e["task"], e["views"], f"{e['truth']:.3f}"]
         for n in present:
             s = e.get(n)
-            cells.append(
-                f"{s['mean']:.3f} | {s['bias']:+.3f} | {s['std']:.3f} | {s['seconds']:.1f}"
+            cells += (
+                [f"{s['mean']:.3f}", f"{s['bias']:+.3f}", f"{s['std']:.3f}", f"{s['seconds']:.1f}"]
                 if s
-                else "– | – | – | –"
+                else ["–"] * 4
             )
         for n in steps:
             ratio = e.get(n, {}).get("step_ratio")
             cells.append("–" if ratio is None else f"{ratio:.2f}×")
-        lines.append(
-            f"| {e['task']} | {e['views']} | {e['truth']:.3f} | " + " | ".join(cells) + " |"
-        )
-    lines += [
-        "",
-        "| estimator | runs | mean abs. error, two views | values < −0.05 | tasks > 25% off "
-        "(truth ≥ 0.2) | worst task s | slowest / median step |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        table.append(cells)
+    summary = []
     for n in present:
         s = result["summary"][n]
         mae = "–" if s["mae_two_view"] is None else f"{s['mae_two_view']:.4f}"
@@ -368,10 +333,16 @@ def format_markdown(result: dict, estimators: Sequence[str]) -> str:
         off = f"{len(s['off_tasks'])}" + (
             f" ({', '.join(s['off_tasks'])})" if s["off_tasks"] else ""
         )
-        lines.append(
-            f"| {n} | {s['runs']} | {mae} | {s['below_floor']} | {off} | "
-            f"{s['worst_seconds']:.1f} ({s['worst_seconds_task']}) | {ratio} |"
-        )
+        worst = f"{s['worst_seconds']:.1f} ({s['worst_seconds_task']})"
+        summary.append([n, s["runs"], mae, s["below_floor"], off, worst, ratio])
+    lines = [
+        f"Rows: {result['rows']:,}; seeds: {result['seeds']}; values in nats; s: mean wall "
+        "seconds per estimate; slowest / median step: the worst over the seeds.",
+        "",
+        markdown_table(head, table),
+        "",
+        markdown_table(SUMMARY_HEAD, summary),
+    ]
     checks = targets(result)
     if checks:
         lines += ["", "Targets (mdmest):", ""]
@@ -383,11 +354,7 @@ def format_markdown(result: dict, estimators: Sequence[str]) -> str:
 
 def plot(result: dict, estimators: Sequence[str], path: Path) -> None:
     """Mean estimate ± std against the truth, one panel per estimator."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     present = [n for n in estimators if n in result["summary"]]
     fig, axes = plt.subplots(1, len(present), figsize=(4.4 * len(present), 4.2), squeeze=False)
     top = max(e["truth"] for e in result["tasks"]) * 1.15 + 0.1
@@ -416,9 +383,7 @@ def plot(result: dict, estimators: Sequence[str], path: Path) -> None:
     seeds = f"{result['seeds']} seed" + ("s" if result["seeds"] != 1 else "")
     fig.suptitle(f"task suite: {result['rows']:,} rows, {seeds}", fontsize=10)
     fig.tight_layout()
-    with atomic_open(path) as handle:
-        fig.savefig(handle, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _split(text: str) -> list[str]:
@@ -442,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument(
         "--tasks",
-        choices=("two", "multi", "all", "wide"),
+        choices=TASK_SETS,
         default="all",
         help="wide: views of 10 and 32 features, outside the suite (wide_tasks)",
     )
@@ -466,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="an option of mdmest.estimate for the mdmest runs, e.g. lr=2e-3 (repeatable; the "
-        "CSV does not record it: give such runs their own --out)",
+        "records do not tell them apart: give such runs their own --out)",
     )
     parser.add_argument("--infonce-steps", type=int, default=2000)
     parser.add_argument("--ksg-k", type=int, default=3)
@@ -486,21 +451,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown estimators {unknown}; valid values are {list(ESTIMATORS)}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    suite = load_tasks(args.tasks, args.only)
+    suite = suite_tasks(args.tasks, args.only)
     if not suite:
         parser.error("no task matches --tasks/--only")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "task_suite_runs.csv"
+    # after the task_suite_runs.csv of earlier releases, read only
+    legacy = [out / "task_suite_runs.csv"]
+    records = RunRecords(out / "task_suite_runs.jsonl", KEY, legacy=legacy, fields=CSV_COLUMNS)
+    configuration = {"rows": args.rows, "seeds": args.seeds}
     if not args.summarize:
-        run_suite(args, suite)
-    result = summarize(read_runs(path), suite, args.estimators, args)
+        run_suite(
+            records,
+            suite,
+            args.estimators,
+            **configuration,
+            progress=not args.no_progress,
+            estimate_options=args.estimate_options,
+            infonce_steps=args.infonce_steps,
+            ksg_k=args.ksg_k,
+        )
+    result = summarize(records.read(), suite, args.estimators, **configuration)
     if not result["summary"]:
-        parser.error(f"no runs of this configuration in {path}")
+        parser.error(f"no runs of this configuration in {records.path} (nor {records.legacy[0]})")
     result["targets"] = [
         {"target": name, "met": met, "detail": detail} for name, met, detail in targets(result)
     ]
-    result["machine"] = machine_info()  # of this summary; the runs' own are in the CSV's folder
+    result["machine"] = machine_info()  # of this summary; the runs' own are in the runs' folder
     text = format_markdown(result, args.estimators)
     atomic_write_text(out / "task_suite.md", text + "\n")
     atomic_write_text(out / "task_suite_summary.json", json.dumps(result, indent=2) + "\n")

@@ -1,7 +1,8 @@
 """The floor: a DV / NWJ training step written inline in plain PyTorch, with nothing from mdmest.
 
-Benchmarks compare the library against this, for speed (same work, less framework) and for accuracy
-(what a user would write by hand at the same budget).
+Benchmarks compare the library against this, for speed (same work, less framework:
+``benchmarks/core_speed.py``) and for accuracy (what a user would write by hand at the same
+budget: ``benchmarks/accuracy_ladder.py``). It imports nothing from mdmest on purpose.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import math
 import torch
 from torch import nn
 
+__all__ = ["floor_critic", "floor_estimate", "floor_loss", "floor_step"]
+
 
 def floor_critic(in_features: int, hidden: int = 256, depth: int = 2) -> nn.Sequential:
+    """A ReLU MLP from ``in_features`` to one score: ``depth`` hidden layers of ``hidden`` units."""
     layers: list[nn.Module] = []
     width = in_features
     for _ in range(depth):
@@ -38,6 +42,7 @@ def floor_loss(critic: nn.Module, views: list[torch.Tensor], bound: str = "dv") 
 
 
 def floor_step(critic, optimizer, views, bound: str = "dv") -> torch.Tensor:
+    """One optimiser step on `floor_loss`; returns the loss."""
     loss = floor_loss(critic, views, bound)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -54,7 +59,7 @@ def floor_estimate(
     seed: int,
     bound: str = "dv",
 ) -> float:
-    """Train the floor critic on numpy/torch views like :func:`mdmest.estimate` does and return the
+    """Train the floor critic on numpy/torch views like `mdmest.estimate` does and return the
     held-out bound (the baseline of the accuracy ladder)."""
     torch.manual_seed(seed)
     tensors = [torch.as_tensor(v, dtype=torch.float32) for v in views]
