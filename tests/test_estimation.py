@@ -89,11 +89,11 @@ def test_result_repr_is_one_short_line_and_to_dict_is_json():
     text = repr(result)
     assert "\n" not in text and len(text) < 150, text
     assert text.startswith(f"EstimateResult(value={result.value:.4g} ± {result.stderr:.4g}, ")
-    assert "measure=TotalCorrelation, n_test=400, n_train=1200, n_validation=400)" in text
+    assert f"measure={result.measure_name}, n_test=400, n_train=1200, n_validation=400)" in text
     assert f"chosen={result.chosen!r}" in text
     record = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert record["value"] == result.value and record["stderr"] == result.stderr
-    assert record["measure"] == "TotalCorrelation" and record["transform"] == "whitened_copula"
+    assert record["measure"] == result.measure_name and record["transform"] == "whitened_copula"
     assert (record["n_train"], record["n_validation"], record["n_test"]) == (1200, 400, 400)
     assert record["train_bound"] == result.train_bound
     assert record["step_seconds"]["steps"] == 20
@@ -574,3 +574,19 @@ def test_config_is_checked_and_changes_the_split():
         mdmest.estimation.EstimateConfig(refit_min_rows=2.5)
     with pytest.raises(TypeError, match="config must be an EstimateConfig"):
         mdmest.estimate(views, config={"validation_fraction": 0.2}, progress=False)
+
+
+def test_transform_views_feed_the_measure_and_raw_rows_are_named_in_a_warning():
+    views = correlated_pair(0.5, 2).sample(1000, seed=0)
+    views = [100 + 50 * views[0], views[1]]  # the first view far from the transform's scale
+    result = mdmest.estimate(views, "dv", steps=20, candidates=["critic"], progress=False)
+    mapped = result.transform_views(views)
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.float32 for t in mapped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(float(result.measure.estimate(*mapped)))
+    raw = [torch.as_tensor(v, dtype=torch.float32) for v in views]
+    with pytest.warns(mdmest.EstimateWarning, match="view 0 does not look like rows in the"):
+        result.measure.estimate(*raw)
+    with pytest.raises(ValueError, match=r"expected 2 views of widths \(2, 2\), got 2 of"):
+        result.transform_views([views[0], views[1][:, :1]])

@@ -30,6 +30,7 @@ from mdmest.estimation.closed_forms import gaussian_bound, size_bound, size_depe
 from mdmest.estimation.config import EstimateConfig
 from mdmest.estimation.diagnostics import warn_if_untrustworthy
 from mdmest.estimation.evaluation import EVAL_PRODUCT_ROWS
+from mdmest.estimation.guard import guard_measure
 from mdmest.estimation.inputs import (
     EstimateInputError,
     _as_arrays,
@@ -51,6 +52,7 @@ from mdmest.estimation.recipes import (
 from mdmest.estimation.result import CandidateValue, EstimateResult, EstimateWarning
 from mdmest.estimation.rows import minimum_rows, part_sizes
 from mdmest.estimation.training import _cuda, _flush_denormal, _parts
+from mdmest.transforms import COPULA_TRANSFORMS
 
 __all__ = [
     "estimate",
@@ -232,6 +234,8 @@ def estimate(
                 if outcome is not None:
                     done[candidate.name] = outcome
     result = _result(data, done)
+    if data.transform in COPULA_TRANSFORMS:
+        guard_measure(result.measure, measure_kwargs.get("names"))
     warn_if_untrustworthy(result, data)
     return result
 
