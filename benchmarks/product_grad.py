@@ -1,8 +1,8 @@
-"""The product side's gradient from every row against from ``PRODUCT_GRAD_ROWS`` rows drawn by
-weight: held-out values and seconds of ``estimate`` on tasks whose negatives reach 16.
+"""The product side's gradient from every row against from ``product_grad_rows`` rows drawn by
+weight: test values and seconds of ``estimate`` on tasks whose negatives reach 16.
 
-Each task and seed runs twice with the same seed, ``refit=False`` (the critic alone): once with
-``mdmest.estimation.training.PRODUCT_GRAD_ROWS`` set to ``None`` (every row), once as released.
+Each task and seed runs twice with the same seed, ``candidates=["critic"]`` (the critic alone):
+once with ``EstimateConfig(product_grad_rows=None)`` (every row), once with the default.
 Run it alone on the machine: the seconds are only comparable then.
 
     python benchmarks/product_grad.py --seeds 0,1 --out docs/results/product_grad
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-import mdmest.estimation.training as training
 from mdmest import estimate
+from mdmest.estimation import EstimateConfig
 from mdmest.experiments import machine_info
 from mdmest.io import atomic_write_text
 from mdmest.tasks import (
@@ -64,16 +64,15 @@ def run(name: str, seed: int, grad_rows: int | None) -> dict:
     make, rows, steps = TASKS[name]
     task = make()
     views = task.sample(rows, seed=seed)
-    released = training.PRODUCT_GRAD_ROWS
-    training.PRODUCT_GRAD_ROWS = grad_rows
-    try:
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = estimate(views, "dv", steps=steps, seed=seed, refit=False, progress=False)
-        seconds = time.perf_counter() - start
-    finally:
-        training.PRODUCT_GRAD_ROWS = released
+    config = EstimateConfig(product_grad_rows=grad_rows)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = estimate(
+            views, "dv", steps=steps, seed=seed, candidates=["critic"], config=config,
+            progress=False,
+        )  # fmt: skip
+    seconds = time.perf_counter() - start
     return {
         "task": name,
         "seed": seed,
@@ -95,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     names = args.tasks.split(",") if args.tasks else list(TASKS)
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(n, s, g) for n in names for s in seeds for g in (None, training.PRODUCT_GRAD_ROWS)]
+    jobs = [(n, s, g) for n in names for s in seeds for g in (None, EstimateConfig().product_grad_rows)]
     runs = [run(*job) for job in tqdm(jobs, desc="runs")]
     lines = [
         "| task | seeds | truth | every row | drawn rows | mean difference (nats) | median step ms |",

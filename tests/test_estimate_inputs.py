@@ -13,12 +13,13 @@ from mdmest.estimation import EstimateWarning, minimum_rows
 
 @pytest.fixture
 def no_training(monkeypatch):
-    """Any call of the training loop fails the test: the error must come before it."""
+    """Any optimiser built fails the test: the error must come before training."""
 
     def train(*args, **kwargs):
         raise AssertionError("estimate started training before naming the bad input")
 
-    monkeypatch.setattr(mdmest.estimation, "_train", train)
+    monkeypatch.setattr(torch.optim, "Adam", train)
+    monkeypatch.setattr(torch.optim, "AdamW", train)
 
 
 def pair(rows=60, dims=(2, 2), seed=0):

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from mdmest._base import DependencyMeasure
 from mdmest.decomposition import DecomposedTotalCorrelation
 from mdmest.transforms import CommonScale, GaussianCopula
 
-__all__ = ["EstimateResult", "EstimateWarning"]
+__all__ = ["EstimateResult", "EstimateWarning", "CandidateValue"]
 
 
 class EstimateWarning(UserWarning):
@@ -27,17 +28,14 @@ class EstimateResult:
     Attributes
     ----------
     value : float
-        The bound on the held-out rows with the kept critic, its product side averaged over
-        ``eval_negatives`` draws (nats for "dv" and "f" with KL, the views' units for
-        "wasserstein"); or, with ``refit=True`` where it is larger, a bound that needs no training
-        on the same rows: from the views' sizes (:func:`~mdmest.estimation.size_bound`, candidate
-        "size_bound") or of the Gaussian log-density ratio in the copula transform
-        (:func:`~mdmest.estimation.gaussian_bound`, "gaussian_copula").
+        The chosen candidate's bound on the test rows, rows that chose nothing (nats for "dv" and
+        "f" with KL, the views' units for "wasserstein").
     stderr : float
-        Standard error of ``value`` over held-out rows, critic fixed: the standard deviation of
-        the value on ``m`` disjoint folds of the held-out rows (m ≤ 10), divided by √m (for
-        "size_bound": a bootstrap over the held-out rows). It does not include the variation
-        between training runs. NaN when the held-out rows are too few for two folds.
+        Standard error of ``value`` over the test rows, candidate fixed: the standard deviation
+        of the value on ``m`` disjoint folds of them (m ≤ 10), divided by √m (for "size_bound": a
+        bootstrap). It does not include the variation between training runs. Where the chosen
+        critic was shrunk to a constant (``value`` 0), the spread of the unshrunk critic on the
+        same rows: the dependency these rows could have shown. NaN with too few test rows.
     history : numpy.ndarray
         The bound on each training minibatch, one entry per step.
     measure : DependencyMeasure
@@ -58,14 +56,18 @@ class EstimateResult:
         What the measure's values on transformed rows (``result.transform_views``) are multiplied
         by to be in the views' units: the common scale of ``transform="scale"`` for a Wasserstein
         measure, otherwise 1. ``value``, ``stderr``, ``history`` and ``train_bound`` already are.
-    candidates : dict of str to float, optional
-        The held-out value of each setting trained, of which ``value`` is the larger: with
-        ``thorough=True`` "default", and "weight_decay" or "tree_weight_decay"; after ``refit=True``
-        trained a second time, "default" and one of "weight_decay", "tree_weight_decay",
-        "view_sizes" (an overfit critic) or "extended" (one still learning), and
-        "strong_weight_decay" where weight decay overfit too; with ``refit=True``, from 100
-        held-out rows, "size_bound" (where the sizes are continuous) and "gaussian_copula" (in a
-        copula transform, where the covariance is not singular). Otherwise ``None``.
+    chosen : str
+        The candidate whose test value is ``value``: the one with the highest validation value
+        ("critic", "weight_decay", "gaussian_copula", ...).
+    candidates : dict of str to CandidateValue
+        Every candidate that ran: its validation and test values and standard errors.
+    saturated : bool
+        The views are (nearly) functions of each other, or the value is near log n: the
+        dependency is beyond what the rows can show and ``value`` is a lower bound only.
+    constant : bool
+        The chosen critic was shrunk to a constant on the validation rows (``value`` is 0).
+    warnings : list of str
+        The messages of the ``EstimateWarning``s this result raised.
     test_rows : numpy.ndarray, optional
         Positions, in the views, of the held-out rows.
 
@@ -74,7 +76,7 @@ class EstimateResult:
     >>> import numpy as np
     >>> result = EstimateResult(1.0, 0.05, np.zeros(3), None, n_train=1200, n_test=400)
     >>> result
-    EstimateResult(value=1 ± 0.05, measure=None, n_test=400, n_train=1200, n_validation=0)
+    EstimateResult(value=1 ± 0.05, chosen='critic', measure=None, n_test=400, n_train=1200, n_validation=0)
     >>> result.to_dict()["n_test"]
     400
     """
@@ -89,10 +91,14 @@ class EstimateResult:
     train_bound: float = math.nan
     step_seconds: np.ndarray = field(default_factory=lambda: np.empty(0))
     transform: str | None = None
-    candidates: dict[str, float] | None = None
     transforms: list[GaussianCopula | CommonScale] | None = None
     value_scale: float = 1.0
+    chosen: str = "critic"
+    candidates: dict[str, CandidateValue] = field(default_factory=dict)
     test_rows: np.ndarray | None = None
+    saturated: bool = False
+    constant: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def __float__(self) -> float:
         return self.value
@@ -100,7 +106,7 @@ class EstimateResult:
     def __repr__(self) -> str:
         spread = f" ± {self.stderr:.4g}" if math.isfinite(self.stderr) else ""
         return (
-            f"{type(self).__name__}(value={self.value:.4g}{spread}, "
+            f"{type(self).__name__}(value={self.value:.4g}{spread}, chosen={self.chosen!r}, "
             f"measure={self.measure_name}, n_test={self.n_test}, n_train={self.n_train}, "
             f"n_validation={self.n_validation})"
         )
@@ -113,23 +119,25 @@ class EstimateResult:
     def to_dict(self) -> dict[str, Any]:
         """The scalar fields as a JSON-serialisable dict (no tensors, no modules).
 
-        Keys: value, stderr, measure (the class name), n_train, n_validation, n_test,
-        train_bound, transform; candidates with ``thorough=True``; step_seconds (steps, total,
-        median and max seconds) when steps were timed. A non-finite float (a NaN ``stderr``)
-        is ``None``.
+        Keys: value, stderr, chosen, measure (the class name), n_train, n_validation, n_test,
+        train_bound, transform, saturated, warnings, candidates (each one's validation and test
+        values); step_seconds (steps, total, median and max seconds) when steps were timed. A
+        non-finite float (a NaN ``stderr``) is ``None``.
         """
         record: dict[str, Any] = {
             "value": _number(self.value),
             "stderr": _number(self.stderr),
+            "chosen": self.chosen,
             "measure": self.measure_name,
             "n_train": int(self.n_train),
             "n_validation": int(self.n_validation),
             "n_test": int(self.n_test),
             "train_bound": _number(self.train_bound),
             "transform": self.transform,
+            "saturated": bool(self.saturated),
+            "warnings": list(self.warnings),
+            "candidates": {name: c.to_dict() for name, c in self.candidates.items()},
         }
-        if self.candidates is not None:
-            record["candidates"] = {name: _number(v) for name, v in self.candidates.items()}
         seconds = np.asarray(self.step_seconds, dtype=np.float64)
         if seconds.size:
             record["step_seconds"] = {
@@ -140,12 +148,62 @@ class EstimateResult:
             }
         return record
 
-    def transform_views(self, views: Sequence) -> list[np.ndarray]:
-        """Apply the transform fitted on the training rows to new rows of the same views."""
-        arrays = [np.asarray(v, dtype=np.float64).reshape(len(v), -1) for v in views]
+    def transform_views(self, views: Sequence) -> list[torch.Tensor]:
+        """New rows of the same views, mapped by the transform fitted on the training rows, as
+        tensors of the measure's dtype and device: what ``result.measure.estimate`` and
+        ``scores`` take.
+
+        >>> from mdmest.tasks import correlated_pair
+        >>> import mdmest
+        >>> views = correlated_pair(0.5, 2).sample(1000)
+        >>> result = mdmest.estimate(views, "dv", steps=20, candidates=["critic"], progress=False)
+        >>> float(result.measure.estimate(*result.transform_views(views))) > -1
+        True
+        """
+        arrays = self._transform_arrays(views)
+        parameter = next(
+            (p for p in getattr(self.measure, "parameters", list)() if p.is_floating_point()), None
+        )
+        dtype = parameter.dtype if parameter is not None else torch.float32
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        return [torch.as_tensor(a, dtype=dtype, device=device) for a in arrays]
+
+    def _transform_arrays(self, views: Sequence) -> list[np.ndarray]:
+        arrays = [
+            np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
+            for v in views
+        ]
+        arrays = [a.reshape(len(a), -1) for a in arrays]
+        if self.measure is not None and hasattr(self.measure, "dims"):
+            widths = tuple(a.shape[1] for a in arrays)
+            if widths != tuple(self.measure.dims):
+                raise ValueError(
+                    f"expected {len(self.measure.dims)} views of widths {tuple(self.measure.dims)}, "
+                    f"got {len(widths)} of widths {widths}"
+                )
         if self.transforms is None:
             return arrays
         return [fitted.transform(a) for fitted, a in zip(self.transforms, arrays)]
+
+
+@dataclass(frozen=True)
+class CandidateValue:
+    """One candidate's value and standard error on the validation rows (which chose among the
+    candidates) and on the test rows (which chose nothing); ``trained`` for a trained critic."""
+
+    validation: float
+    validation_stderr: float
+    test: float
+    test_stderr: float
+    trained: bool = True
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "validation": _number(self.validation),
+            "validation_stderr": _number(self.validation_stderr),
+            "test": _number(self.test),
+            "test_stderr": _number(self.test_stderr),
+        }
 
 
 def _number(value: float) -> float | None:

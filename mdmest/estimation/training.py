@@ -39,13 +39,11 @@ AUTO_MAX_NEGATIVES = 16
 #: (:meth:`mdmest.measures.DependencyMeasure._sampled_product_grad`; unbiased): at 16 negatives of
 #: 256 rows about half the step's time.
 PRODUCT_GRAD_ROWS = 1024
-#: With validation rows (:data:`mdmest.estimation.rows.VALIDATE_BELOW_ROWS`), the state kept is the
-#: one whose validation bound less ``VALIDATION_MARGIN`` standard errors is highest (the untrained
-#: critic and every ``steps // VALIDATION_CHECKS`` steps, and steps 1, 2, 4, ...), then its scores
-#: are shrunk toward a constant by the factor among ``SHRINKS`` the same rule picks; with fewer
-#: than ``MIN_VALIDATION_ROWS`` validation rows, all the way (the value is 0). Chosen on 3 Gaussian
-#: views at TC 1 nat, 50 to 2000 rows (see docs/core.md, section "`estimate` — a value from
-#: arrays", "Few rows").
+#: The state kept is the one whose validation bound less ``VALIDATION_MARGIN`` standard errors is
+#: highest (the untrained critic and every ``steps // VALIDATION_CHECKS`` steps, and steps 1, 2,
+#: 4, ...), then its scores are shrunk toward a constant by the factor among ``SHRINKS`` the same
+#: rule picks; with fewer than ``MIN_VALIDATION_ROWS`` validation rows, all the way (the value is
+#: 0). Chosen on 3 Gaussian views at TC 1 nat, 50 to 2000 rows (docs/estimate.md, "Few rows").
 VALIDATION_CHECKS = 20
 VALIDATION_MARGIN = 1.0
 SHRINKS = (1.0, 0.5, 0.25, 0.0)
@@ -159,6 +157,7 @@ def _train(
     auto_negatives: bool,
     progress: bool,
     generator: torch.Generator,
+    product_grad_rows: int | None = PRODUCT_GRAD_ROWS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Train the critic; returns the bound and the wall seconds of each step.
 
@@ -194,7 +193,7 @@ def _train(
     measure.train()
     batches_per_epoch = n_train // batch_size
     bar = tqdm(range(steps), desc=f"{type(measure).__name__}", disable=not progress, leave=False)
-    with _product_grad_rows(parts, PRODUCT_GRAD_ROWS if auto_negatives else None):
+    with _product_grad_rows(parts, product_grad_rows if auto_negatives else None):
         for step in bar:
             started = time.perf_counter()
             if step % batches_per_epoch == 0:

@@ -1,0 +1,269 @@
+"""The candidates of ``mdmest.estimate``: each a name, the condition under which it runs and how
+it runs; the default and ``thorough`` policies are lists of them.
+
+A condition reads only the prepared rows' shapes and options and the outcomes before it, whose
+values are on the validation rows: nothing here reads the test rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mdmest.estimation.closed_forms import gaussian_measure, size_bound, size_dependence
+from mdmest.estimation.protocol import Outcome, Prepared, measure_outcome, train_critic
+from mdmest.estimation.recipes import overfits, still_rising
+from mdmest.transforms import COPULA_TRANSFORMS
+
+__all__ = [
+    "Candidate",
+    "CANDIDATES",
+    "DEFAULT",
+    "THOROUGH",
+    "resolve_candidates",
+]
+
+Done = dict[str, Outcome]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to produce a value: ``applies(data, done)`` says whether it runs, given the
+    prepared rows and the outcomes so far (valued on the validation rows); ``run(data, done)``
+    returns its :class:`~mdmest.estimation.protocol.Outcome`, or ``None`` where it cannot give
+    a value on these rows (a singular covariance, too few rows)."""
+
+    name: str
+    applies: Callable[[Prepared, Done], bool]
+    run: Callable[[Prepared, Done], Outcome | None]
+    description: str = ""
+
+
+# -- conditions ------------------------------------------------------------------------------------
+def _always(data: Prepared, done: Done) -> bool:
+    return True
+
+
+def _refits(data: Prepared, done: Done) -> bool:
+    """A KL-type measure by name, no weight decay of the caller's, rows enough to refit, and a
+    critic that overfits (its validation value far below its final training bound)."""
+    critic = done.get("critic")
+    return (
+        critic is not None
+        and data.kl_by_name
+        and not data.options["weight_decay"]
+        and data.num_rows >= data.config.refit_min_rows
+        and overfits(critic.train_bound, *critic.validation, data.config)
+    )
+
+
+def _strong(data: Prepared, done: Done) -> bool:
+    """With three or more views, a first value of at least ``config.split_nats``: the tree's terms
+    are each a weaker dependency than the whole."""
+    return data.num_views >= 3 and done["critic"].validation[0] >= data.config.split_nats
+
+
+def _sizes_show_more(data: Prepared, done: Done) -> bool:
+    """No decomposition or critic of the caller's, and the views' sizes alone show more than the
+    first critic and than ``config.sizes_nats``."""
+    if data.options["decomposition"] is not None or "critic" in data.measure_kwargs:
+        return False
+    sizes = size_dependence(data.rows("train"))
+    return sizes > max(done["critic"].validation[0], data.config.sizes_nats)
+
+
+def _weight_decay_refit(data: Prepared, done: Done) -> bool:
+    return (
+        _refits(data, done)
+        and (data.options["decomposition"] is not None or not _strong(data, done))
+        and not _sizes_show_more(data, done)
+    )
+
+
+def _tree_refit(data: Prepared, done: Done) -> bool:
+    return _refits(data, done) and data.options["decomposition"] is None and _strong(data, done)
+
+
+def _view_sizes_refit(data: Prepared, done: Done) -> bool:
+    return _refits(data, done) and not _strong(data, done) and _sizes_show_more(data, done)
+
+
+def _strong_weight_decay(data: Prepared, done: Done) -> bool:
+    decayed = done.get("weight_decay")
+    return decayed is not None and overfits(decayed.train_bound, *decayed.validation, data.config)
+
+
+def _extends(data: Prepared, done: Done) -> bool:
+    critic = done.get("critic")
+    return (
+        critic is not None
+        and data.kl_by_name
+        and data.num_rows >= data.config.refit_min_rows
+        and still_rising(critic.history, *critic.validation, data.config)
+    )
+
+
+def _thorough_weight_decay(data: Prepared, done: Done) -> bool:
+    return data.kl_by_name and "weight_decay" not in done and not _strong(data, done)
+
+
+def _thorough_tree(data: Prepared, done: Done) -> bool:
+    return data.kl_by_name and "tree_weight_decay" not in done and _strong(data, done)
+
+
+def _closed_form(data: Prepared, done: Done) -> bool:
+    rows = min(len(data.split.validation), len(data.split.test))
+    return data.kl_by_name and rows >= data.config.closed_form_min_rows
+
+
+def _in_copula(data: Prepared, done: Done) -> bool:
+    return _closed_form(data, done) and data.transform in COPULA_TRANSFORMS
+
+
+# -- runs ------------------------------------------------------------------------------------------
+def _critic(data: Prepared, done: Done) -> Outcome:
+    return train_critic(data, "critic")
+
+
+def _decayed(name: str, tree: bool = False, strong: bool = False):
+    def run(data: Prepared, done: Done) -> Outcome:
+        config = data.config
+        decay = config.refit_strong_weight_decay if strong else config.refit_weight_decay
+        return train_critic(data, name, weight_decay=decay, decomposition="tree" if tree else None)
+
+    return run
+
+
+def _view_sizes(data: Prepared, done: Done) -> Outcome:
+    return train_critic(data, "view_sizes", view_sizes=True)
+
+
+def _extended(data: Prepared, done: Done) -> Outcome:
+    return train_critic(
+        data, "extended", start_from=done["critic"], lr_factor=data.config.extend_lr_factor
+    )
+
+
+def _size_bound(data: Prepared, done: Done) -> Outcome | None:
+    def score(part: str) -> tuple[float, float]:
+        return size_bound(data.rows(part), data.seed, data.config)
+
+    validation = score("validation")
+    if validation[0] != validation[0]:  # NaN: the sizes are not continuous
+        return None
+    return Outcome("size_bound", validation, score)
+
+
+def _gaussian_copula(data: Prepared, done: Done) -> Outcome | None:
+    measure = gaussian_measure(data.rows("train"), data.seed)
+    if measure is None:
+        return None
+    return measure_outcome(data, "gaussian_copula", measure.to(data.device))
+
+
+# -- the declared candidates and policies ----------------------------------------------------------
+CRITIC = Candidate(
+    "critic", _always, _critic, "the measure asked for, its critic trained on the training rows"
+)
+EXTENDED = Candidate(
+    "extended", _extends, _extended, "the critic trained as long again where it was still learning"
+)
+WEIGHT_DECAY = Candidate(
+    "weight_decay",
+    _weight_decay_refit,
+    _decayed("weight_decay"),
+    "an overfit critic trained again with weight decay",
+)
+TREE = Candidate(
+    "tree_weight_decay",
+    _tree_refit,
+    _decayed("tree_weight_decay", tree=True),
+    "strong dependency among 3+ views: the TC as a tree of two-group terms, with weight decay",
+)
+VIEW_SIZES = Candidate(
+    "view_sizes",
+    _view_sizes_refit,
+    _view_sizes,
+    "an overfit critic trained again reading each view's size too (heavy tails)",
+)
+STRONG_WEIGHT_DECAY = Candidate(
+    "strong_weight_decay",
+    _strong_weight_decay,
+    _decayed("strong_weight_decay", strong=True),
+    "weight decay overfit too: a stronger one",
+)
+SIZE_BOUND = Candidate(
+    "size_bound", _closed_form, _size_bound, "the bound from the views' sizes alone (no training)"
+)
+GAUSSIAN_COPULA = Candidate(
+    "gaussian_copula",
+    _in_copula,
+    _gaussian_copula,
+    "the DV bound of a Gaussian fitted in the copula transform (no training)",
+)
+THOROUGH_WEIGHT_DECAY = Candidate(
+    "weight_decay",
+    _thorough_weight_decay,
+    _decayed("weight_decay"),
+    "the critic with weight decay, whatever the first run showed",
+)
+THOROUGH_TREE = Candidate(
+    "tree_weight_decay",
+    _thorough_tree,
+    _decayed("tree_weight_decay", tree=True),
+    "the tree with weight decay, whatever the first run showed",
+)
+
+#: The default policy: the critic; where it falls short, one refit; the bounds that need no
+#: training.
+DEFAULT: tuple[Candidate, ...] = (
+    CRITIC,
+    EXTENDED,
+    WEIGHT_DECAY,
+    TREE,
+    VIEW_SIZES,
+    STRONG_WEIGHT_DECAY,
+    SIZE_BOUND,
+    GAUSSIAN_COPULA,
+)
+#: ``thorough=True``: the default, and the alternative the first value points to in any case.
+THOROUGH: tuple[Candidate, ...] = (
+    *DEFAULT[:4],
+    VIEW_SIZES,
+    STRONG_WEIGHT_DECAY,
+    THOROUGH_WEIGHT_DECAY,
+    THOROUGH_TREE,
+    SIZE_BOUND,
+    GAUSSIAN_COPULA,
+)
+#: Every candidate by name, for ``estimate(..., candidates=[...])``.
+CANDIDATES: dict[str, Candidate] = {c.name: c for c in (*DEFAULT,)}
+
+
+def resolve_candidates(candidates, thorough: bool) -> tuple[Candidate, ...]:
+    """The candidates of one call: ``None`` (the default or ``thorough`` policy), or a sequence of
+    names and :class:`Candidate` objects; "critic" always runs first."""
+    if candidates is None:
+        return THOROUGH if thorough else DEFAULT
+    if isinstance(candidates, str) or not isinstance(candidates, Sequence):
+        raise TypeError(
+            "candidates must be a list of candidate names or Candidate objects, e.g. "
+            f"['critic'], got {candidates!r}"
+        )
+    chosen = []
+    for item in candidates:
+        if isinstance(item, str):
+            if item not in CANDIDATES:
+                raise ValueError(
+                    f"unknown candidate {item!r}; the candidates are {', '.join(CANDIDATES)}"
+                )
+            item = CANDIDATES[item]
+        if not isinstance(item, Candidate):
+            raise TypeError(f"a candidate must be a name or a Candidate, got {item!r}")
+        chosen.append(item)
+    names = [c.name for c in chosen]
+    if len(set(names)) < len(names):
+        raise ValueError(f"each candidate may be named once, got {names}")
+    if "critic" not in names:
+        chosen.insert(0, CRITIC)
+    return tuple(chosen)
