@@ -46,7 +46,6 @@ import torch
 
 from mdmest import estimate
 from mdmest.critics import MLPCritic
-from mdmest.estimation import thorough_alternative
 from mdmest.experiments import (
     RunRecords,
     error_statistics,
@@ -83,14 +82,14 @@ from mdmest.tasks import (
 #: is the recipe on the tree decomposition (K − 1 two-group terms, one critic each), "dv_wd" with
 #: weight decay 0.3 ("dv_tree_wd": both), and "dv_thorough" the library's best setting
 #: (``thorough=True``): "dv", then "dv_wd" below 1.5 nats or "dv_tree_wd" at or above (K >= 3),
-#: keeping the larger value;
-#: ``--derive-thorough`` writes its rows from those settings' rows of the same seeds, which is
-#: exactly what it computes. Each other
+#: keeping the larger value. The "dv", "dv_thorough", "dv_gc" and "dv_thorough_gc" rows in the
+#: stored results come from releases that kept the largest candidate on the rows that report it;
+#: ``estimate`` now chooses on validation rows (docs/estimate.md). Each other
 #: "dv_*" setting, and "nwj_neg1", changes one thing of "dv_neg1", to show what it is worth.
 SETTINGS: dict[str, dict] = {
     "dv": {"measure": "dv"},
     "dv_raw": {"measure": "dv", "transform": None},
-    "dv_norefit": {"measure": "dv", "refit": False},
+    "dv_norefit": {"measure": "dv", "candidates": ["critic"]},
     "dv_neg1": {"measure": "dv", "negatives": 1},
     "dv_neg16": {"measure": "dv", "negatives": 16},
     "dv_tree": {"measure": "dv", "decomposition": "tree"},
@@ -120,11 +119,9 @@ REFERENCES = ("plugin", "plugin_heldout")
 #: Part of "dv" since the release that added them, computed without training: the bounds
 #: ``estimate(views, "dv")`` adds as candidates on the same split and transform (its value is the
 #: largest of its critic's and theirs), read here from an ``estimate`` of one training step with
-#: the same seed. ``--derive-closed-forms`` writes "dv_gc" and "dv_thorough_gc": the "dv" and
-#: "dv_thorough" rows of the same seeds with the "gaussian_copula" row as one more candidate, which
-#: is what those settings return now where their critics read as in those rows.
+#: the same seed. The stored "dv_gc" and "dv_thorough_gc" rows are the "dv" and "dv_thorough" rows
+#: with the "gaussian_copula" row as one more candidate, the largest kept (earlier releases).
 CLOSED_FORMS = ("gaussian_copula",)
-WITH_CLOSED_FORMS = {"dv": "dv_gc", "dv_thorough": "dv_thorough_gc"}
 #: Task families: (true TC, dims) ↦ Gaussian task with exactly that TC. The builders' other
 #: options are fixed here so that every run of a family draws the same covariance.
 FAMILIES: dict[str, Callable[[float, Sequence[int]], GaussianTask]] = {
@@ -196,8 +193,11 @@ def run_one(
     if setting == "plugin_heldout":
         return heldout_plugin(views, seed)
     if setting in CLOSED_FORMS:
-        one_step = estimate(views, "dv", steps=1, test_fraction=0.2, seed=seed, progress=False)
-        return one_step.candidates[setting]
+        one_step = estimate(
+            views, "dv", steps=1, test_fraction=0.2, seed=seed, candidates=[setting],
+            progress=False,
+        )  # fmt: skip
+        return one_step.candidates[setting].test
     options = dict(SETTINGS[setting], device=device)
     measure = options.pop("measure")
     if "critic_activation" in options:
@@ -261,63 +261,6 @@ def run_job(job: dict, *, n_samples: int, threads: int, **options) -> dict:
     start = time.perf_counter()
     value = run_one(job["setting"], views, job["seed"], **options)
     return {"estimate": value, "seconds": time.perf_counter() - start}
-
-
-def _setting_with(options: dict) -> str:
-    """The name of the ladder setting with exactly these options of :func:`mdmest.estimate`."""
-    names = [name for name, opts in SETTINGS.items() if opts == options]
-    if len(names) != 1:
-        raise KeyError(f"expected one ladder setting with options {options}, found {names}")
-    return names[0]
-
-
-def derive_thorough(records: RunRecords) -> int:
-    """Record the "dv_thorough" runs that the other records determine; returns how many.
-
-    ``thorough=True`` trains "dv", then with the same seed the alternative that
-    :func:`mdmest.estimation.thorough_alternative` names for its value (the setting with those
-    options: "dv_wd" or "dv_tree_wd"), keeping the larger value; so its run is that rule applied
-    to those runs (seconds: the sum of the runs it needs). Cells lacking a needed run are skipped.
-    """
-    runs = _by_setting_and_cell(records)
-    derived = []
-    for (name, *cell), one in runs.items():
-        if name != "dv" or ("dv_thorough", *cell) in runs:
-            continue
-        chosen, seconds = one["estimate"], one["seconds"]
-        alternative = thorough_alternative(chosen, one["views"])
-        if alternative is not None:
-            other = runs.get((_setting_with({"measure": "dv", **alternative[1]}), *cell))
-            if other is None:
-                continue
-            chosen = max(chosen, other["estimate"])
-            seconds += other["seconds"]
-        derived.append({**one, "setting": "dv_thorough", "estimate": chosen, "seconds": seconds})
-    return records.extend(derived)
-
-
-def derive_closed_forms(records: RunRecords) -> int:
-    """Record the ``WITH_CLOSED_FORMS`` runs: each "dv" or "dv_thorough" run whose cell and seed
-    have a "gaussian_copula" run, with the larger of the two values (seconds: the run's; the
-    closed form costs no training). Returns how many."""
-    runs = _by_setting_and_cell(records)
-    derived = []
-    for (name, *cell), one in runs.items():
-        target = WITH_CLOSED_FORMS.get(name)
-        closed = [runs.get((form, *cell)) for form in CLOSED_FORMS]
-        if target is None or (target, *cell) in runs or None in closed:
-            continue
-        value = max([one["estimate"], *(r["estimate"] for r in closed)])
-        derived.append({**one, "setting": target, "estimate": value})
-    return records.extend(derived)
-
-
-def _by_setting_and_cell(records: RunRecords) -> dict[tuple, dict]:
-    """The runs keyed by (setting, K, d, level, seed, family)."""
-    return {
-        (r["setting"], r["views"], r["dim"], r["true_tc"], r["seed"], r["family"]): r
-        for r in records.read()
-    }
 
 
 def _family_order(family: str) -> tuple:
@@ -559,18 +502,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help='where settings train ("cuda": a GPU)')
     parser.add_argument("--out", default="results/ladder")
     parser.add_argument("--summarize", action="store_true", help="only rebuild the tables")
-    parser.add_argument(
-        "--derive-thorough",
-        action="store_true",
-        help='add the "dv_thorough" rows that the CSV\'s "dv", "dv_wd" and "dv_tree_wd" rows '
-        "determine",
-    )
-    parser.add_argument(
-        "--derive-closed-forms",
-        action="store_true",
-        help='add the "dv_gc" and "dv_thorough_gc" rows: "dv" and "dv_thorough" with the '
-        '"gaussian_copula" row of the same seed as one more candidate',
-    )
     parser.add_argument("--no-plot", action="store_true", help="skip ladder.png (no matplotlib)")
     parser.add_argument(
         "--columns",
@@ -597,12 +528,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.summarize:
         run_ladder(args, records)
-    if args.derive_thorough:
-        derived = derive_thorough(records)
-        print(f"derived {derived} dv_thorough rows from the dv, dv_wd, dv_tree_wd rows")
-    if args.derive_closed_forms:
-        derived = derive_closed_forms(records)
-        print(f"derived {derived} dv_gc and dv_thorough_gc rows")
     runs = records.read()
     if not runs:
         parser.error(f"no results at {records.path} (nor {records.legacy[0]})")

@@ -23,7 +23,7 @@ import torch
 
 import mdmest
 from mdmest.critics import MLPCritic
-from mdmest.estimation import EVAL_PRODUCT_ROWS
+from mdmest.estimation import EVAL_PRODUCT_ROWS, EstimateConfig
 from mdmest.experiments import floor_critic, floor_step, machine_info
 from mdmest.io import atomic_write_text
 from mdmest.transforms import GaussianCopula
@@ -89,12 +89,12 @@ def bench_step(batch: int, dims: list[int], steps: int) -> dict:
 def bench_negatives(batch: int, dims: list[int], steps: int, negatives: int = 16) -> dict:
     """Median step of estimate's recipe (GELU critic, shifted product rows) at ``negatives``:
     the product side's gradient from every row, and from ``PRODUCT_GRAD_ROWS`` drawn by weight."""
-    from mdmest.estimation.training import PRODUCT_GRAD_ROWS
+    grad_rows = EstimateConfig().product_grad_rows
 
     torch.manual_seed(0)
     views = [torch.randn(batch, d) for d in dims]
     variants = {}
-    for label, rows in {"all_rows": None, "drawn_rows": PRODUCT_GRAD_ROWS}.items():
+    for label, rows in {"all_rows": None, "drawn_rows": grad_rows}.items():
         critic = MLPCritic(sum(dims), activation="gelu")
         measure = mdmest.TotalCorrelation(
             dims, critic=critic, sampler="shifted", negatives=negatives
@@ -106,7 +106,7 @@ def bench_negatives(batch: int, dims: list[int], steps: int, negatives: int = 16
     return {
         "dims": dims,
         "negatives": negatives,
-        "grad_rows": PRODUCT_GRAD_ROWS,
+        "grad_rows": grad_rows,
         **{f"{label}_ms": ms for label, ms in medians.items()},
         "ratio": medians["drawn_rows"] / medians["all_rows"],
     }
@@ -152,7 +152,7 @@ def bench_estimate(n: int, dims: list[int], steps: int, batch: int) -> dict:
             lr_schedule=None,
             transform=None,
             eval_negatives=1,
-            refit=False,  # one run, as the loop does
+            candidates=["critic"],  # one run, as the loop does
         )
 
     best: dict[tuple[str, int], float] = {}

@@ -60,8 +60,9 @@ TASKS = {
 }
 
 
-def run(name: str, seed: int, grad_rows: int | None) -> dict:
-    make, rows, steps = TASKS[name]
+def run(name: str, seed: int, grad_rows: int | None, tasks: dict = TASKS) -> dict:
+    """One ``estimate`` of task ``name`` (of ``tasks``) with ``product_grad_rows=grad_rows``."""
+    make, rows, steps = tasks[name]
     task = make()
     views = task.sample(rows, seed=seed)
     config = EstimateConfig(product_grad_rows=grad_rows)
@@ -94,7 +95,9 @@ def main() -> None:
     args = parser.parse_args()
     names = args.tasks.split(",") if args.tasks else list(TASKS)
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(n, s, g) for n in names for s in seeds for g in (None, EstimateConfig().product_grad_rows)]
+    jobs = [
+        (n, s, g) for n in names for s in seeds for g in (None, EstimateConfig().product_grad_rows)
+    ]
     runs = [run(*job) for job in tqdm(jobs, desc="runs")]
     lines = [
         "| task | seeds | truth | every row | drawn rows | mean difference (nats) | median step ms |",

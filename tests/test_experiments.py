@@ -80,19 +80,12 @@ def test_shifted_sampler_never_pairs_a_row_with_itself(batch, views):
         shifted_product_indices(2, 3)
 
 
-def test_product_grad_benchmark_compares_both_gradients_and_restores_the_setting(
-    tmp_path, monkeypatch
-):
-    import mdmest.estimation.training as training
-
+def test_product_grad_benchmark_compares_both_gradients():
     bench = _script("product_grad")
     # 256 product rows a step (one negative) against 8: the gradient comes from a draw.
-    monkeypatch.setattr(training, "PRODUCT_GRAD_ROWS", 8)
-    monkeypatch.setattr(
-        bench, "TASKS", {"tiny": (lambda: gaussian_task_with_tc(3.0, (2, 2)), 1000, 20)}
-    )
-    full, drawn = bench.run("tiny", 0, None), bench.run("tiny", 0, 8)
-    assert training.PRODUCT_GRAD_ROWS == 8  # restored after each run
+    tasks = {"tiny": (lambda: gaussian_task_with_tc(3.0, (2, 2)), 1000, 20)}
+    full, drawn = bench.run("tiny", 0, None, tasks), bench.run("tiny", 0, 8, tasks)
     assert full["truth"] == drawn["truth"] == pytest.approx(3.0)
     assert np.isfinite(full["value"]) and np.isfinite(drawn["value"])
     assert (full["grad_rows"], drawn["grad_rows"]) == (None, 8)
+    assert full["value"] != drawn["value"]  # the setting reached the training
