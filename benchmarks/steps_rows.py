@@ -132,7 +132,7 @@ def plot(records: list[dict], png: Path) -> None:
         ax.set_xlabel("rows (a fifth of them held out)")
         ax.set_ylabel("held-out value (nats)")
         ax.set_title(name)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best", framealpha=0.6)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
