@@ -1,4 +1,4 @@
-"""The field's regression metrics for sentiment in [-3, 3] (MMSA's convention, FACTS Sec. 5)."""
+"""The field's regression metrics for sentiment in [-3, 3] (MMSA's convention)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ SPLITS = ("train", "valid", "test")
 PRESETS = ("mosi", "mosei")
 """Values of :attr:`MultimodalDataset.preset` other than None."""
 
-# (d_audio, d_video) that only one corpus has (FACTS Sec. 4): COVAREP 74 with FACET 47 (MOSI) or 35
+# (d_audio, d_video) that only one corpus has: COVAREP 74 with FACET 47 (MOSI) or 35
 # (MOSEI) in the MAG-BERT, MISA and MMSA MOSEI files; MMSA's own MOSI extractors give 5 and 20.
 _PRESET_OF_DIMS = {(74, 47): "mosi", (5, 20): "mosi", (74, 35): "mosei"}
 

@@ -35,7 +35,7 @@ SYNTHETIC_PREFIX = "synthetic:"
 
 @dataclass(frozen=True)
 class SyntheticShape:
-    """Split sizes and feature dims of a benchmark (FACTS Sec. 4)."""
+    """Split sizes and feature dims of a benchmark."""
 
     sizes: tuple[int, int, int]
     d_audio: int
