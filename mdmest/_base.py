@@ -271,10 +271,9 @@ class DependencyMeasure(nn.Module):
             drawn = torch.multinomial(p, rows, replacement=True, generator=shards.generator)
             unique, counts = torch.unique(drawn, return_counts=True)
             weight = (counts / (rows * p[unique])).to(t_mine.dtype)
-            if shards.world > 1:
-                columns = shards.columns
-                kept = (unique >= columns.start) & (unique < columns.stop)
-                unique, weight = unique[kept] - columns.start, weight[kept]
+            columns = shards.columns  # the drawn rows scored here (all of them in one process)
+            kept = (unique >= columns.start) & (unique < columns.stop)
+            unique, weight = unique[kept] - columns.start, weight[kept]
         scores = self.critic_scores(torch.cat([joint, product.index_select(0, unique)], dim=0))
         t_drawn = scores[batch:]
         t_product = t_mine.index_add(0, unique, weight * (t_drawn - t_drawn.detach()))
