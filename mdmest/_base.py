@@ -402,7 +402,7 @@ class DependencyMeasure(nn.Module):
             "(statistic_reductions, batch_statistics and bound_from_statistics)"
         )
 
-    def streaming(self, **kwargs):
+    def streaming(self, **kwargs) -> StreamingBound:
         """A :class:`~mdmest.streaming.StreamingBound` of this measure: ``update(*views)`` over
         batches, ``compute()`` the bound over all of them (``kwargs``: its options)."""
         return StreamingBound(self, **kwargs)

@@ -14,13 +14,8 @@ import torch.distributed as dist
 
 from mdmest._collective import is_distributed
 
-__all__ = [
-    "product_of_marginals",
-    "product_indices",
-    "shifted_product_indices",
-    "SAMPLERS",
-    "CrossRankSampler",
-]
+# CrossRankSampler is public through mdmest.distributed.
+__all__ = ["product_of_marginals", "product_indices", "shifted_product_indices", "SAMPLERS"]
 
 
 def _sampling_device(
