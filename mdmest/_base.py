@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from mdmest import functional as Fn
+from mdmest._collective import RowShards
 from mdmest._validation import check_choice, check_dims, check_views
 from mdmest.critics import MLPCritic
-from mdmest.distributed import CrossRankSampler
-from mdmest.sampling import SAMPLERS, product_indices
+from mdmest.sampling import SAMPLERS, CrossRankSampler, product_indices
+from mdmest.streaming import StreamingBound
 
 __all__ = ["DependencyMeasure", "Sampler", "EVAL_CHUNK_ROWS"]
 
@@ -25,6 +27,17 @@ Sampler = Callable[..., torch.Tensor]
 
 #: Product rows per critic call when an evaluation draws more negatives than training does.
 EVAL_CHUNK_ROWS = 65_536
+
+
+class Scored(NamedTuple):
+    """What one scoring step gives: the critic's scores on the joint and product rows of the
+    batch, the joint rows, the product rows scored here, and how the step was split."""
+
+    t_joint: torch.Tensor
+    t_product: torch.Tensor
+    joint: torch.Tensor
+    product: torch.Tensor
+    shards: RowShards
 
 
 def _as_names(names: Sequence[str] | None, dims: tuple[int, ...]) -> tuple[str, ...] | None:
@@ -177,39 +190,68 @@ class DependencyMeasure(nn.Module):
     ):
         """Critic scores on the joint rows and on ``negatives`` product rows per joint row.
 
-        Returns (t_joint, t_product, joint, product); with more negatives than the measure trains
-        with (an evaluation), the product rows are scored in chunks and ``product`` holds only the
-        first B of them, so memory stays bounded. With a :class:`CrossRankSampler` in an
-        initialised process group (and not ``local``), the scores are those of the global batch
-        (:meth:`CrossRankSampler.joint_and_product`).
+        Returns (t_joint, t_product, joint, product); see :meth:`_score`.
+        """
+        scored = self._score(views, negatives, local=local)
+        return scored.t_joint, scored.t_product, scored.joint, scored.product
+
+    def _score(
+        self, views: Sequence[torch.Tensor], negatives: int | None = None, *, local: bool = False
+    ) -> Scored:
+        """The one scoring step: the sampler draws product-row indices, the critic scores them.
+
+        With more negatives than the measure trains with (an evaluation), the product rows are
+        scored in chunks and ``product`` holds only those among the first B, so memory stays
+        bounded. With a :class:`~mdmest.distributed.CrossRankSampler` in an initialised process
+        group (and not ``local``), :class:`~mdmest._collective.RowShards` feeds this step the
+        global batch: the scores are those of one process on every rank's rows, ``joint`` the
+        global joint rows and ``product`` this rank's product rows.
         """
         negatives = self.negatives if negatives is None else _as_negatives(negatives)
         check_views(views, self.dims, self.names, self.check_finite, self._critic_dtype())
-        sampler = self.sampler
-        if not local and isinstance(sampler, CrossRankSampler) and sampler.active():
-            return sampler.joint_and_product(self, views, negatives)
-        views = self.prepare(views)
-        batch = views[0].shape[0]
+        shards = self._row_shards(views[0].device, local)
+        views = self.prepare(shards.gather_views(views))
         index = self.sampler(
-            batch, len(views), negatives, generator=self.generator, device=views[0].device
+            shards.batch, len(views), negatives, generator=shards.generator, device=views[0].device
         )
-        joint = torch.cat(views, dim=1)
-        if negatives <= self.negatives:
-            product = torch.cat([v.index_select(0, i) for v, i in zip(views, index)], dim=1)
-            rows = self.product_grad_rows
-            if rows is not None and product.shape[0] > rows and torch.is_grad_enabled():
-                return (*self._sampled_product_grad(joint, product, rows), joint, product)
-            # One critic call on both sets: half the kernel launches of two calls.
-            scores = self.critic_scores(torch.cat([joint, product], dim=0))
-            return scores[:batch], scores[batch:], joint, product
-        chunks = [
-            torch.cat([v.index_select(0, i) for v, i in zip(views, part)], dim=1)
-            for part in index.split(max(batch, EVAL_CHUNK_ROWS), dim=1)
-        ]
-        t_product = torch.cat([self.critic_scores(chunk) for chunk in chunks])
-        return self.critic_scores(joint), t_product, joint, chunks[0][:batch]
+        mine = index[:, shards.take_columns(index.shape[1])]
+        joint_all = torch.cat(views, dim=1)
+        joint = joint_all[shards.rows]
 
-    def _sampled_product_grad(self, joint: torch.Tensor, product: torch.Tensor, rows: int):
+        def rows(columns: torch.Tensor) -> torch.Tensor:
+            return torch.cat([v.index_select(0, i) for v, i in zip(views, columns)], dim=1)
+
+        if negatives <= self.negatives:
+            product = rows(mine)
+            grad_rows = self.product_grad_rows
+            if grad_rows is not None and shards.total > grad_rows and torch.is_grad_enabled():
+                t_joint, t_product = self._sampled_product_grad(joint, product, grad_rows, shards)
+            else:
+                # One critic call on both sets: half the kernel launches of two calls.
+                scores = self.critic_scores(torch.cat([joint, product], dim=0))
+                t_joint, t_product = scores[: joint.shape[0]], scores[joint.shape[0] :]
+        else:
+            chunks = mine.split(max(joint.shape[0], EVAL_CHUNK_ROWS), dim=1)
+            t_product = torch.cat([self.critic_scores(rows(part)) for part in chunks])
+            t_joint = self.critic_scores(joint)
+            # Of the product rows, those among the first B columns of the whole draw.
+            first = min(max(shards.batch - shards.columns.start, 0), mine.shape[1])
+            product = rows(mine[:, :first])
+        t_joint, t_product = shards.gather_scores(t_joint, t_product)
+        return Scored(t_joint, t_product, joint_all, product, shards)
+
+    def _row_shards(self, device: torch.device, local: bool) -> RowShards:
+        """How this step's rows are split: across the ranks of the sampler's group when it is an
+        active :class:`CrossRankSampler` (and not ``local``), else all in this process."""
+        sampler = self.sampler
+        if local or not (isinstance(sampler, CrossRankSampler) and sampler.active()):
+            return RowShards(self.generator)
+        generator = self.generator if self.generator is not None else sampler.generator(device)
+        return RowShards(generator, sampler.group, across_ranks=True)
+
+    def _sampled_product_grad(
+        self, joint: torch.Tensor, product: torch.Tensor, rows: int, shards: RowShards
+    ):
         """(t_joint, t_product) whose values are the critic's on every row and whose gradient on
         the product side comes from ``rows`` rows drawn with probability softmax(T).
 
@@ -218,29 +260,43 @@ class DependencyMeasure(nn.Module):
         with gradient and enters as c_u (T_u − T_u.detach()) / (rows · p_u): zero in value, and a
         gradient Σ_u g_u c_u ∇T_u / (rows · p_u), unbiased for Σ_j g_j ∇T_j whatever the bound's
         gradient g on the product scores. For KL-type bounds g ∝ e^T = p, so each draw adds
-        ∇T_u / rows: the draws follow the rows that carry the gradient.
+        ∇T_u / rows: the draws follow the rows that carry the gradient. Across ranks p is that
+        of every rank's product rows (the same draw on every rank), and each rank scores again
+        the drawn rows among its own.
         """
         batch = joint.shape[0]
         with torch.no_grad():
-            t_all = self.critic_scores(product)
-            p = torch.softmax(t_all.float(), dim=0)
-            drawn = torch.multinomial(p, rows, replacement=True, generator=self.generator)
+            t_mine = self.critic_scores(product)
+            p = torch.softmax(shards.gather_columns(t_mine).float(), dim=0)
+            drawn = torch.multinomial(p, rows, replacement=True, generator=shards.generator)
             unique, counts = torch.unique(drawn, return_counts=True)
-            weight = (counts / (rows * p[unique])).to(t_all.dtype)
+            weight = (counts / (rows * p[unique])).to(t_mine.dtype)
+            columns = shards.columns  # the drawn rows scored here (all of them in one process)
+            kept = (unique >= columns.start) & (unique < columns.stop)
+            unique, weight = unique[kept] - columns.start, weight[kept]
         scores = self.critic_scores(torch.cat([joint, product.index_select(0, unique)], dim=0))
         t_drawn = scores[batch:]
-        t_product = t_all.index_add(0, unique, weight * (t_drawn - t_drawn.detach()))
+        t_product = t_mine.index_add(0, unique, weight * (t_drawn - t_drawn.detach()))
         return scores[:batch], t_product
 
     def forward(self, *views: torch.Tensor) -> torch.Tensor:
         """The loss to minimise: the negated bound (plus penalties) on these views."""
-        t_joint, t_product, joint, product = self._joint_and_product(views)
-        loss, bound = self.objective(t_joint, t_product, joint, product)
+        scored = self._score(views)
+        t_product = scored.t_product
+        # The objective may need the layout of the draw (the gradient penalty's pairing).
+        self._shards = scored.shards
+        try:
+            loss, bound = self.objective(scored.t_joint, t_product, scored.joint, scored.product)
+        finally:
+            self._shards = None
         # The bound itself (without penalties) and the product-side scores, kept for logging and
         # for estimate()'s adaptive negatives at no extra cost.
         self.last_bound = bound.detach()
         self.last_product_scores = t_product.detach()
         return loss
+
+    #: The split of the draw being scored, while :meth:`objective` runs (``None`` otherwise).
+    _shards: RowShards | None = None
 
     #: The unweighted ``measure(...)`` of the last :meth:`loss` call (detached).
     last_loss: torch.Tensor | None = None
@@ -308,11 +364,47 @@ class DependencyMeasure(nn.Module):
             t_joint, t_product, _, _ = self._joint_and_product(views, negatives)
             return self.bound(t_joint, t_product)
 
-    def streaming(self, **kwargs):
+    # -- the bound over many batches (mdmest.streaming) ---------------------------------------
+    def statistic_reductions(self) -> dict[str, str]:
+        """The statistics from which the bound over many batches follows exactly, by name, each
+        with how it combines over batches and ranks: "sum", "max" or "logsumexp".
+
+        :class:`~mdmest.streaming.StreamingBound` keeps one running value per name, folds in
+        :meth:`batch_statistics` at every update and reads the value with
+        :meth:`bound_from_statistics`. A measure whose bound is no function of such statistics
+        raises ``TypeError`` (this base class does).
+        """
+        raise TypeError(self._no_statistics())
+
+    def batch_statistics(
+        self,
+        *views: torch.Tensor,
+        negatives: int | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The statistics (:meth:`statistic_reductions`) of one batch: 0-dim tensors in float64
+        (float32 on MPS), from the critic frozen as in :meth:`estimate` and product rows drawn
+        within this batch on this process (never across ranks)."""
+        with self._evaluating(generator, views):
+            return self._statistics(self._score(views, negatives, local=True))
+
+    def _statistics(self, scored: Scored) -> dict[str, torch.Tensor]:
+        raise TypeError(self._no_statistics())
+
+    def bound_from_statistics(self, statistics: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The bound from statistics combined over batches (and ranks), named as in
+        :meth:`statistic_reductions`."""
+        raise TypeError(self._no_statistics())
+
+    def _no_statistics(self) -> str:
+        return (
+            f"{type(self).__name__} does not say how its bound accumulates over batches "
+            "(statistic_reductions, batch_statistics and bound_from_statistics)"
+        )
+
+    def streaming(self, **kwargs) -> StreamingBound:
         """A :class:`~mdmest.streaming.StreamingBound` of this measure: ``update(*views)`` over
         batches, ``compute()`` the bound over all of them (``kwargs``: its options)."""
-        from mdmest.streaming import StreamingBound
-
         return StreamingBound(self, **kwargs)
 
     def scores(self, *views: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ r"""The total correlation as a sum of two-group mutual informations, one critic 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -13,6 +13,7 @@ from torch import nn
 from mdmest._base import _as_generator, _as_names, _as_negatives, _weighted_loss
 from mdmest._validation import check_choice, check_dims, check_views
 from mdmest.measures import KL_MEASURES, MEASURES
+from mdmest.streaming import StreamingBound
 
 __all__ = ["DecomposedTotalCorrelation", "split_views", "DECOMPOSITIONS"]
 
@@ -195,6 +196,45 @@ class DecomposedTotalCorrelation(nn.Module):
             term.estimate(*pair, negatives=negatives, generator=generator)
             for term, pair in zip(self.terms, pairs)
         )
+
+    def statistic_reductions(self) -> dict[str, str]:
+        """Each term's statistics (see
+        :meth:`~mdmest.measures.DependencyMeasure.statistic_reductions`), named ``"<term>.<name>"``."""
+        return {
+            f"{i}.{name}": how
+            for i, term in enumerate(self.terms)
+            for name, how in term.statistic_reductions().items()
+        }
+
+    def batch_statistics(
+        self,
+        *views: torch.Tensor,
+        negatives: int | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Each term's statistics of one batch; one ``generator`` draws every term's product rows
+        in turn, as in :meth:`estimate`."""
+        generator = _as_generator(generator, views)
+        statistics = {}
+        for i, (term, pair) in enumerate(zip(self.terms, self._term_views(views))):
+            for name, value in term.batch_statistics(
+                *pair, negatives=negatives, generator=generator
+            ).items():
+                statistics[f"{i}.{name}"] = value
+        return statistics
+
+    def bound_from_statistics(self, statistics: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The sum of the terms' bounds from their statistics."""
+        return sum(
+            term.bound_from_statistics(
+                {name: statistics[f"{i}.{name}"] for name in term.statistic_reductions()}
+            )
+            for i, term in enumerate(self.terms)
+        )
+
+    def streaming(self, **kwargs) -> StreamingBound:
+        """A :class:`~mdmest.streaming.StreamingBound` of this measure (``kwargs``: its options)."""
+        return StreamingBound(self, **kwargs)
 
     def scores(self, *views: torch.Tensor) -> torch.Tensor:
         """The sum of the terms' critic values on each joint row, shape (B,)."""

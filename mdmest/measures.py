@@ -16,10 +16,17 @@ import torch
 from torch import nn
 
 from mdmest import functional as Fn
-from mdmest._base import DependencyMeasure
+from mdmest._base import DependencyMeasure, Scored
+from mdmest._collective import RowShards
 from mdmest._validation import check_choice
 from mdmest.critics import MLPCritic, apply_spectral_norm
-from mdmest.distributed import CrossRankSampler
+from mdmest.streaming import (
+    LOG_MEAN_EXP_FORM,
+    MEAN_FORM,
+    accumulated,
+    form_bound,
+    form_statistics,
+)
 
 __all__ = [
     "DependencyMeasure",
@@ -111,6 +118,15 @@ class TotalCorrelation(DependencyMeasure):
         surrogate = torch.exp(log_mean_exp - self.running_log_mean_exp)
         return log_mean_exp.detach() + surrogate - surrogate.detach() - joint_mean, bound
 
+    def statistic_reductions(self) -> dict[str, str]:
+        return dict(LOG_MEAN_EXP_FORM)
+
+    def _statistics(self, scored: Scored) -> dict[str, torch.Tensor]:
+        return form_statistics(scored.t_joint, scored.t_product, log_mean_exp=True)
+
+    def bound_from_statistics(self, statistics) -> torch.Tensor:
+        return form_bound(statistics, log_mean_exp=True)
+
     def _update_running_average(self, batch_value: torch.Tensor) -> None:
         """m ← decay·m + (1 − decay)·mean_batch(e^T), in the log domain; the first batch starts m.
 
@@ -169,6 +185,18 @@ class FTotalCorrelation(DependencyMeasure):
 
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.f_bound(t_joint, t_product, self.divergence)
+
+    def statistic_reductions(self) -> dict[str, str]:
+        return dict(MEAN_FORM)
+
+    def _statistics(self, scored: Scored) -> dict[str, torch.Tensor]:
+        # E_p[g_f(V)] − E_q[f*(g_f(V))], with f*∘g_f in the stable form f_bound uses.
+        conjugate = Fn._F_CONJUGATE_OF_ACTIVATION[self.divergence]
+        t_joint, t_product = accumulated(scored.t_joint), accumulated(scored.t_product)
+        return form_statistics(Fn.f_activation(t_joint, self.divergence), conjugate(t_product))
+
+    def bound_from_statistics(self, statistics) -> torch.Tensor:
+        return form_bound(statistics)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, divergence={self.divergence!r}"
@@ -309,34 +337,75 @@ class WassersteinDependency(DependencyMeasure):
         """The bound on these views; see :meth:`DependencyMeasure.estimate`. With
         ``lipschitz_correction``, divided by max(1, L̂) (gradient norms over the joint and the
         first B product rows; it works under ``torch.inference_mode()`` too)."""
-        quantile = self._correction_quantile
-        if self.lipschitz != "gradient_penalty" or quantile is None:
+        quantile = self._slope_quantile()
+        if quantile is None:
             return super().estimate(*views, negatives=negatives, generator=generator)
         with self._evaluating(generator, views):
-            t_joint, t_product, joint, product = self._joint_and_product(views, negatives)
-            points = torch.cat([joint, product])
-            slope = Fn.lipschitz_constant(self.critic_scores, points, quantile)
-            cross_rank = self._cross_rank()
-            if cross_rank is not None:  # the largest slope over every rank's points
-                slope = cross_rank.reduce_max(slope)
-            return self.bound(t_joint, t_product) / slope.clamp(min=1.0)
+            scored = self._score(views, negatives)
+            points = torch.cat([scored.joint, scored.product])
+            # Across ranks: the largest slope over every rank's points.
+            slope = scored.shards.max(Fn.lipschitz_constant(self.critic_scores, points, quantile))
+            return self.bound(scored.t_joint, scored.t_product) / slope.clamp(min=1.0)
 
-    def _cross_rank(self) -> CrossRankSampler | None:
-        """The sampler, when it draws product rows across the ranks of a process group."""
-        sampler = self.sampler
-        return sampler if isinstance(sampler, CrossRankSampler) and sampler.active() else None
+    def _slope_quantile(self) -> float | None:
+        """The quantile of the gradient norms that the value is divided by (None: no division)."""
+        return self._correction_quantile if self.lipschitz == "gradient_penalty" else None
 
     def objective(self, t_joint, t_product, joint, product):
         bound = self.bound(t_joint, t_product)
         loss = -bound
         if self.lipschitz == "gradient_penalty" and self.penalty_weight and torch.is_grad_enabled():
-            # Across ranks (joint: the global rows) the penalty is that of the global batch.
-            penalty_of = self._cross_rank() or Fn
-            penalty = penalty_of.gradient_penalty(
-                self.critic_scores, joint, product, self.generator, one_sided=self.one_sided_penalty
-            )
-            loss = loss + self.penalty_weight * penalty
+            loss = loss + self.penalty_weight * self._gradient_penalty(joint, product)
         return loss, bound
+
+    def _gradient_penalty(self, joint: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
+        """The gradient penalty on the step's draw: each product row paired with the joint row of
+        its column, ε drawn for every column of the draw, the mean over all of them; across ranks
+        (``joint``: the global rows, ``product``: this rank's) the same value on every rank."""
+        shards = self._shards  # None: objective called outside a forward pass, on these rows
+        if shards is None:
+            shards = RowShards.whole(joint.shape[0], product.shape[0], self.generator)
+        columns = shards.columns
+        eps = torch.rand(
+            shards.total, 1, generator=shards.generator, device=joint.device, dtype=joint.dtype
+        )[columns]
+        if product.shape[0]:
+            paired = torch.arange(columns.start, columns.stop, device=joint.device) % shards.batch
+            mean = Fn.gradient_penalty(
+                self.critic_scores,
+                joint.index_select(0, paired),
+                product,
+                one_sided=self.one_sided_penalty,
+                eps=eps,
+            )
+        else:  # more ranks than product rows: this one adds nothing
+            mean = product.sum() * 0.0
+        return shards.mean_over_columns(mean)
+
+    def statistic_reductions(self) -> dict[str, str]:
+        quantile = self._slope_quantile()
+        if quantile is None:
+            return dict(MEAN_FORM)
+        if quantile != 1.0:
+            raise ValueError(
+                "a quantile of the gradient norms cannot be accumulated exactly over batches; "
+                "use lipschitz_correction=True (the largest norm) or False"
+            )
+        return {**MEAN_FORM, "slope": "max"}
+
+    def _statistics(self, scored: Scored) -> dict[str, torch.Tensor]:
+        statistics = form_statistics(scored.t_joint, scored.t_product)
+        if "slope" in self.statistic_reductions():
+            points = torch.cat([scored.joint, scored.product])
+            slope = Fn.lipschitz_constant(self.critic_scores, points, 1.0)
+            statistics["slope"] = accumulated(slope)
+        return statistics
+
+    def bound_from_statistics(self, statistics) -> torch.Tensor:
+        value = form_bound(statistics)
+        if "slope" in statistics:
+            value = value / statistics["slope"].clamp(min=1.0)
+        return value
 
     def extra_repr(self) -> str:
         return (
@@ -369,16 +438,3 @@ def make_measure(name: str, dims: Sequence[int], **kwargs) -> DependencyMeasure:
     """
     check_choice("measure", name, tuple(MEASURES))
     return MEASURES[name](dims, **kwargs)
-
-
-#: Names that moved to :mod:`mdmest.decomposition`, still importable from here.
-_MOVED_TO_DECOMPOSITION = ("DecomposedTotalCorrelation", "split_views", "DECOMPOSITIONS")
-
-
-def __getattr__(name: str):
-    # Imported on first use: mdmest.decomposition builds on this module.
-    if name in _MOVED_TO_DECOMPOSITION:
-        from mdmest import decomposition
-
-        return getattr(decomposition, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

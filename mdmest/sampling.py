@@ -1,9 +1,20 @@
-"""Samples from the product of the marginals, made by shuffling each view within the batch."""
+"""Samples from the product of the marginals, made by shuffling each view within the batch.
+
+A sampler draws row indices and nothing more: :func:`product_indices` and
+:func:`shifted_product_indices` within one batch, :class:`CrossRankSampler` within the global batch
+of a process group (the measure then scores the rows, :mod:`mdmest.distributed`).
+"""
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
 
+import torch
+import torch.distributed as dist
+
+from mdmest._collective import is_distributed
+
+# CrossRankSampler is public through mdmest.distributed.
 __all__ = ["product_of_marginals", "product_indices", "shifted_product_indices", "SAMPLERS"]
 
 
@@ -138,3 +149,92 @@ def product_of_marginals(
 #: The samplers by name (for configs and command lines): "shuffle" (:func:`product_indices`, the
 #: default) and "shifted" (:func:`shifted_product_indices`).
 SAMPLERS = {"shuffle": product_indices, "shifted": shifted_product_indices}
+
+
+class CrossRankSampler:
+    """A sampler that draws product rows from the global batch of a process group.
+
+    It fills a measure's ``sampler`` slot (``TotalCorrelation(dims, sampler=CrossRankSampler())``,
+    or ``distributed=True``). It draws indices like its ``base`` (the contract of
+    :func:`product_indices`); when a process group with more than one rank is initialised, the
+    measure gathers the views of every rank, has this sampler draw the indices of the global batch
+    (with a generator seeded alike on every rank), scores its share of them and gathers the scores:
+    the bound is that of the global batch (see :mod:`mdmest.distributed`).
+
+    Parameters
+    ----------
+    base : str or callable
+        How product rows are drawn from the global batch: "shuffle" (default), "shifted", or any
+        sampler with the contract of :func:`product_indices`.
+    group : ProcessGroup, optional
+        The ranks that share a batch (default: the default group).
+    seed : int, optional
+        Seed of the generator that draws the global permutation, identical on every rank. By
+        default rank 0 draws one from torch's global generator and broadcasts it on first use.
+        A generator the measure holds (``measure.generator``, or ``estimate(generator=...)``) takes
+        precedence; it must then be seeded identically on every rank.
+    """
+
+    def __init__(
+        self,
+        base: str | Callable[..., torch.Tensor] | None = None,
+        *,
+        group=None,
+        seed: int | None = None,
+    ) -> None:
+        if isinstance(base, str):
+            if base not in SAMPLERS:
+                raise ValueError(
+                    f"base must be one of {tuple(SAMPLERS)} or a callable, got {base!r}"
+                )
+            base = SAMPLERS[base]
+        if isinstance(base, CrossRankSampler):
+            base = base.base
+        self.base = base if base is not None else product_indices
+        if group is not None and not isinstance(group, dist.ProcessGroup):
+            raise TypeError(f"group must be a torch.distributed ProcessGroup, got {group!r}")
+        self.group = group
+        self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+
+    def __repr__(self) -> str:
+        name = getattr(self.base, "__name__", type(self.base).__name__)
+        return f"CrossRankSampler(base={name}, seed={self.seed})"
+
+    def __getstate__(self):
+        # Generators are rebuilt from the seed; a process group does not pickle (the default
+        # group is used after unpickling).
+        return dict(self.__dict__, _generators={}, group=None)
+
+    def __deepcopy__(self, memo):
+        copy = CrossRankSampler(self.base, group=self.group, seed=self.seed)
+        memo[id(self)] = copy
+        return copy
+
+    def __call__(
+        self,
+        batch_size: int,
+        num_views: int,
+        negatives: int = 1,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        return self.base(batch_size, num_views, negatives, generator=generator, device=device)
+
+    def active(self) -> bool:
+        """Whether a group with more than one rank is initialised (else this is ``base``)."""
+        return is_distributed(self.group)
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The generator of the global permutation on ``device``, seeded alike on every rank."""
+        key = str(device)
+        if key not in self._generators:
+            if self.seed is None:
+                seed = [
+                    int(torch.randint(0, 2**62, ())) if dist.get_rank(self.group) == 0 else None
+                ]
+                dist.broadcast_object_list(seed, group=self.group, group_src=0)
+                self.seed = seed[0]
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[key]

@@ -185,18 +185,6 @@ def test_thorough_alternative_follows_the_first_value_and_the_number_of_views():
     assert thorough_alternative(8.0, 2) is None
 
 
-def test_names_that_moved_to_decomposition_still_import_from_measures():
-    import mdmest.decomposition as decomposition
-    from mdmest.measures import DECOMPOSITIONS, DecomposedTotalCorrelation
-    from mdmest.measures import split_views as moved_split_views
-
-    assert DecomposedTotalCorrelation is decomposition.DecomposedTotalCorrelation
-    assert moved_split_views is decomposition.split_views
-    assert DECOMPOSITIONS == ("tree", "chain")
-    with pytest.raises(ImportError, match="cannot import name 'Decomposed'"):
-        from mdmest.measures import Decomposed  # noqa: F401
-
-
 def test_thorough_includes_the_refit_and_never_trains_its_alternative_twice():
     # 5000 rows: no validation part, so the default run may refit; wide views at weak dependency
     # overfit, and the refit's weight decay 0.3 is thorough's alternative below 1.5 nats.

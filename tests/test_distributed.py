@@ -37,6 +37,12 @@ def _steep_critic():
     return critic
 
 
+def _sampled_product_grad(measure, rows: int):
+    """``measure`` taking the product side's gradient from ``rows`` rows drawn by weight."""
+    measure.product_grad_rows = rows
+    return measure
+
+
 # name -> (constructor, whether the measure draws with the sampler's shared seed)
 CASES = {
     "dv": (lambda: TotalCorrelation(DIMS, critic=_critic(), distributed=True), False),
@@ -57,6 +63,14 @@ CASES = {
     "w_gp_two_sided_normalize": (
         lambda: WassersteinDependency(DIMS, critic=_critic(), one_sided_penalty=False,
                                       penalty_weight=1.0, normalize=True, distributed=True), False),
+    # 24 product rows, the gradient from 5 (or 7) drawn: one draw on every rank, as in one process.
+    "dv_sampled_product_grad": (
+        lambda: _sampled_product_grad(TotalCorrelation(DIMS, critic=_critic(), negatives=2,
+                                                       distributed=True), 5), False),
+    "f_kl_sampled_product_grad_shared_seed": (
+        lambda: _sampled_product_grad(FTotalCorrelation(DIMS, critic=_critic(), negatives=2,
+                                                        sampler=CrossRankSampler(seed=9)), 7),
+        True),
     "w_gp_shared_seed": (
         lambda: WassersteinDependency(DIMS, critic=_steep_critic(),
                                       sampler=CrossRankSampler(seed=7)),

@@ -8,6 +8,7 @@ import torch
 
 from mdmest import (
     DecomposedTotalCorrelation,
+    DependencyMeasure,
     FTotalCorrelation,
     TotalCorrelation,
     WassersteinDependency,
@@ -130,9 +131,73 @@ def test_inference_mode_then_normal_mode():
     torch.testing.assert_close(bound.compute(), value)
 
 
+def test_a_decomposed_measure_streams_the_sum_of_its_terms():
+    torch.manual_seed(0)
+    measure = DecomposedTotalCorrelation(DIMS, critic=lambda n: MLPCritic(n, hidden=(8,))).double()
+    views = _views(40)
+    one = measure.streaming(generator=4)
+    one.update(*views)
+    torch.testing.assert_close(one.compute(), measure.estimate(*views, generator=4))
+    # Over batches: each term's bound over the union of its scores, added.
+    batches = list(zip(*(v.tensor_split(2) for v in views)))
+    bound = measure.streaming(generator=4)
+    for batch in batches:
+        bound.update(*batch)
+    generator = torch.Generator().manual_seed(4)
+    scores = {i: ([], []) for i in range(len(measure.terms))}
+    for batch in batches:
+        for i, (term, pair) in enumerate(zip(measure.terms, measure._term_views(batch))):
+            with term._evaluating(generator):
+                tj, tp, _, _ = term._joint_and_product(pair)
+            scores[i][0].append(tj)
+            scores[i][1].append(tp)
+    expected = sum(
+        term.bound(torch.cat(scores[i][0]), torch.cat(scores[i][1]))
+        for i, term in enumerate(measure.terms)
+    )
+    torch.testing.assert_close(bound.compute(), expected, rtol=1e-10, atol=1e-10)
+
+
+class _MeanGap(DependencyMeasure):
+    """A measure of its own: E_p[T] - E_q[T], with the statistics it streams by."""
+
+    def bound(self, t_joint, t_product):
+        return t_joint.mean() - t_product.mean()
+
+
+class _StreamedMeanGap(_MeanGap):
+    def statistic_reductions(self):
+        return {"joint": "sum", "product": "sum", "rows": "sum", "products": "sum"}
+
+    def batch_statistics(self, *views, negatives=None, generator=None):
+        with self._evaluating(generator, views):
+            t_joint, t_product, _, _ = self._joint_and_product(views, negatives, local=True)
+        one = torch.ones((), dtype=torch.float64)
+        return {
+            "joint": t_joint.double().sum(),
+            "product": t_product.double().sum(),
+            "rows": one * t_joint.shape[0],
+            "products": one * t_product.shape[0],
+        }
+
+    def bound_from_statistics(self, s):
+        return s["joint"] / s["rows"] - s["product"] / s["products"]
+
+
+def test_streaming_asks_the_measure_not_its_class():
+    torch.manual_seed(0)
+    measure = _StreamedMeanGap(DIMS, critic=_critic()).double()
+    views = _views(30)
+    bound = StreamingBound(measure, generator=6)
+    bound.update(*views)
+    torch.testing.assert_close(bound.compute(), measure.estimate(*views, generator=6))
+    with pytest.raises(TypeError, match="_MeanGap does not say how its bound accumulates"):
+        StreamingBound(_MeanGap(DIMS))
+    with pytest.raises(TypeError, match="StreamingBound needs a measure with the methods"):
+        StreamingBound(torch.nn.Linear(2, 1))
+
+
 def test_unsupported_measures_and_options():
-    with pytest.raises(TypeError, match="StreamingBound"):
-        StreamingBound(DecomposedTotalCorrelation(DIMS))
     with pytest.raises(ValueError, match="quantile"):
         WassersteinDependency(DIMS, lipschitz_correction=0.9).streaming()
     with pytest.raises(TypeError, match="generator"):
