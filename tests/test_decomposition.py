@@ -126,37 +126,39 @@ def test_tree_estimate_of_a_strong_three_view_dependency():
 
 
 @pytest.mark.slow
-def test_thorough_tries_the_alternative_its_first_value_points_to_and_keeps_the_larger():
+def test_thorough_tries_the_alternative_its_first_value_points_to_and_chooses_on_validation():
     budget = dict(steps=300, batch_size=128, progress=False)
 
-    def trained(result):  # the critics' candidates (the bounds that need no training aside)
-        closed = mdmest.estimation.evaluation.CLOSED_FORM_CANDIDATES
-        return {k: v for k, v in result.candidates.items() if k not in closed}
+    def trained(result):  # the critics' test values (the bounds that need no training aside)
+        return {k: v.test for k, v in result.candidates.items() if v.trained}
+
+    def alone(views, **options):  # one critic, as the candidate trains it
+        result = mdmest.estimate(views, "dv", candidates=["critic"], **budget, **options)
+        return result.candidates["critic"].test
+
+    def chosen_on_validation(result):
+        validation = {k: v.validation for k, v in result.candidates.items()}
+        return validation[result.chosen] == max(validation.values())
 
     weak = gaussian_task_with_tc(0.3, (2, 2, 2)).sample(3000, seed=6)
-    one = mdmest.estimate(weak, "dv", **budget).candidates["default"]
-    decayed = mdmest.estimate(weak, "dv", weight_decay=0.3, **budget).candidates["default"]
     thorough = mdmest.estimate(weak, "dv", thorough=True, **budget)
-    assert trained(thorough) == {"default": one, "weight_decay": decayed}
-    assert thorough.value == max(thorough.candidates.values()) >= max(one, decayed)
-    assert isinstance(thorough.measure, mdmest.TotalCorrelation)
+    assert trained(thorough) == {
+        "critic": alone(weak),
+        "weight_decay": alone(weak, weight_decay=0.3),
+    }
+    assert chosen_on_validation(thorough)
+    assert thorough.value == thorough.candidates[thorough.chosen].test
     strong = gaussian_task_with_tc(3.0, (2, 2, 2)).sample(3000, seed=6)
-    one = mdmest.estimate(strong, "dv", **budget).candidates["default"]
-    tree = mdmest.estimate(
-        strong, "dv", decomposition="tree", weight_decay=0.3, **budget
-    ).candidates["default"]
-    assert one >= 1.5  # the rule's threshold, so that the tree is the alternative
     thorough = mdmest.estimate(strong, "dv", thorough=True, **budget)
-    assert trained(thorough) == {"default": one, "tree_weight_decay": tree}
-    assert thorough.value == max(thorough.candidates.values()) >= max(one, tree)
-    kept = DecomposedTotalCorrelation if tree > one else mdmest.TotalCorrelation
-    assert isinstance(thorough.measure, kept)
+    assert thorough.candidates["critic"].validation >= 1.5  # so the tree is the alternative
+    tree = alone(strong, decomposition="tree", weight_decay=0.3)
+    assert trained(thorough) == {"critic": alone(strong), "tree_weight_decay": tree}
+    assert chosen_on_validation(thorough)
+    if thorough.chosen == "tree_weight_decay":
+        assert isinstance(thorough.measure, DecomposedTotalCorrelation)
     # Two views at >= 1.5 nats: no alternative, one run.
     pair = gaussian_task_with_tc(3.0, (2, 2)).sample(3000, seed=6)
-    alone = mdmest.estimate(pair, "dv", thorough=True, **budget)
-    assert trained(alone) == {
-        "default": mdmest.estimate(pair, "dv", **budget).candidates["default"]
-    }
+    assert trained(mdmest.estimate(pair, "dv", thorough=True, **budget)) == {"critic": alone(pair)}
 
 
 def test_thorough_checks_its_arguments():
@@ -173,35 +175,13 @@ def test_thorough_checks_its_arguments():
         mdmest.estimate(views, weight_decay=-1, steps=2)
 
 
-def test_thorough_alternative_follows_the_first_value_and_the_number_of_views():
-    from mdmest.estimation import thorough_alternative
-
-    assert thorough_alternative(1.49, 2) == ("weight_decay", {"weight_decay": 0.3})
-    assert thorough_alternative(0.2, 4) == ("weight_decay", {"weight_decay": 0.3})
-    tree = ("tree_weight_decay", {"decomposition": "tree", "weight_decay": 0.3})
-    assert thorough_alternative(1.5, 3) == tree
-    assert thorough_alternative(7.9, 8) == tree
-    assert thorough_alternative(1.5, 2) is None
-    assert thorough_alternative(8.0, 2) is None
-
-
 def test_thorough_includes_the_refit_and_never_trains_its_alternative_twice():
-    # 5000 rows: no validation part, so the default run may refit; wide views at weak dependency
-    # overfit, and the refit's weight decay 0.3 is thorough's alternative below 1.5 nats.
+    # 5000 rows: the default may refit; wide views at weak dependency overfit, and the refit's
+    # weight decay 0.3 is thorough's alternative below 1.5 nats.
     views = gaussian_task_with_tc(0.5, (20, 20, 20)).sample(5000, seed=0)
     budget = dict(steps=300, progress=False)
     default = mdmest.estimate(views, "dv", **budget)
     thorough = mdmest.estimate(views, "dv", thorough=True, **budget)
+    assert "weight_decay" in default.candidates
     assert thorough.candidates == default.candidates  # each run once, the weight decay one too
-    assert thorough.value == default.value == max(default.candidates.values())
-
-
-def test_refit_alternative_is_thoroughs_unless_the_caller_chose_the_decomposition():
-    from mdmest.estimation import refit_alternative
-
-    decay = ("weight_decay", {"weight_decay": 0.3})
-    assert refit_alternative(0.5, 3, None) == decay
-    assert refit_alternative(2.0, 2, None) == decay  # two views: no tree
-    tree = ("tree_weight_decay", {"decomposition": "tree", "weight_decay": 0.3})
-    assert refit_alternative(2.0, 3, None) == tree
-    assert refit_alternative(2.0, 4, "chain") == decay  # the caller's decomposition stays
+    assert thorough.value == default.value and thorough.chosen == default.chosen

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from mdmest.fusion.data.segments import Segment, SplitData
 
-__all__ = ["collate", "make_loader", "pad_arrays"]
+__all__ = ["collate", "make_loader", "pad_arrays", "to_device"]
 
 
 def pad_arrays(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -98,3 +98,8 @@ def make_loader(
         drop_last=drop_last,
         num_workers=num_workers,
     )
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """``batch`` with its tensors moved to ``device`` (other entries, e.g. words, as they are)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

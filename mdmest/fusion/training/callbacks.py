@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -37,8 +37,9 @@ from mdmest.fusion.training import distributed as ranks
 from mdmest.fusion.training.checkpoint import read_checkpoint, save_checkpoint, write_json
 from mdmest.io import atomic_write_text
 
-if TYPE_CHECKING:
-    from mdmest.fusion.training.trainer import Trainer
+#: What a hook is handed: the ``mdmest.fusion.training.Trainer`` running it (not imported here,
+#: because the Trainer imports this module). Hooks read its public attributes.
+TrainerLike = Any
 
 __all__ = [
     "CSVLogger",
@@ -65,24 +66,24 @@ class Callback:
     ...             trainer.state.should_stop = True
     """
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainerLike) -> None:
         """Training begins (after a resumed run's state is loaded)."""
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: TrainerLike) -> None:
         """An epoch begins; ``trainer.state.epoch`` epochs are done."""
 
-    def on_train_batch_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+    def on_train_batch_end(self, trainer: TrainerLike, losses: dict[str, float]) -> None:
         """An optimisation step is done; ``losses`` holds its ``train_loss``, ``task_loss`` and
         ``penalty``."""
 
-    def on_validation_end(self, trainer: Trainer) -> None:
+    def on_validation_end(self, trainer: TrainerLike) -> None:
         """The epoch is validated: ``trainer.state.history[-1]`` is its record and the best epoch
         is up to date."""
 
-    def on_train_epoch_end(self, trainer: Trainer) -> None:
+    def on_train_epoch_end(self, trainer: TrainerLike) -> None:
         """The epoch is over (after ``on_validation_end``)."""
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerLike) -> None:
         """Training is over: the best epoch's weights are loaded and ``trainer.state.test_metrics``
         is set (``None`` without a test split)."""
 
@@ -116,15 +117,15 @@ class EarlyStopping(Callback):
             raise ValueError(f"patience must be at least 1, got {patience}")
         self.patience = patience
 
-    def _check(self, trainer: Trainer) -> None:
+    def _check(self, trainer: TrainerLike) -> None:
         patience = self.patience if self.patience is not None else trainer.config.patience
         if trainer.state.epochs_without_improvement >= patience:
             trainer.state.should_stop = True
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainerLike) -> None:
         self._check(trainer)  # a resumed run that had stopped stays stopped
 
-    def on_validation_end(self, trainer: Trainer) -> None:
+    def on_validation_end(self, trainer: TrainerLike) -> None:
         self._check(trainer)
 
 
@@ -161,22 +162,22 @@ class ModelCheckpoint(Callback):
         """``best.pt`` (loaded onto ``device``), or ``None`` before the first epoch is saved."""
         return read_checkpoint(self.best_path, device) if self.best_path.is_file() else None
 
-    def on_train_epoch_end(self, trainer: Trainer) -> None:
+    def on_train_epoch_end(self, trainer: TrainerLike) -> None:
         if trainer.state.improved:
             self.save(trainer, "best.pt")
         self.save(trainer, "last.pt")
         self.write_metrics(trainer)
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerLike) -> None:
         self.write_metrics(trainer)
 
-    def save(self, trainer: Trainer, name: str) -> None:
+    def save(self, trainer: TrainerLike, name: str) -> None:
         """Write ``trainer.state_dict()`` to ``folder / name`` from rank 0; the others wait."""
         if ranks.is_main():  # one writer; the others wait until the file is complete
             save_checkpoint(self.folder / name, trainer.state_dict())
         ranks.barrier()
 
-    def write_metrics(self, trainer: Trainer) -> None:
+    def write_metrics(self, trainer: TrainerLike) -> None:
         """Write ``metrics.json``: config, spec, best epoch, test metrics and history."""
         state = trainer.state
         payload: dict[str, Any] = {
@@ -205,7 +206,7 @@ class ProgressBar(Callback):
         self.epochs_bar: tqdm | None = None
         self.steps_bar: tqdm | None = None
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainerLike) -> None:
         self.epochs_bar = tqdm(
             total=trainer.config.epochs,
             initial=trainer.state.epoch,
@@ -214,7 +215,7 @@ class ProgressBar(Callback):
             disable=not ranks.is_main(),
         )
 
-    def on_train_epoch_start(self, trainer: Trainer) -> None:
+    def on_train_epoch_start(self, trainer: TrainerLike) -> None:
         self.steps_bar = tqdm(
             total=trainer.steps_per_epoch,
             desc=f"epoch {trainer.state.epoch + 1}/{trainer.config.epochs}",
@@ -222,11 +223,11 @@ class ProgressBar(Callback):
             leave=False,
         )
 
-    def on_train_batch_end(self, trainer: Trainer, losses: dict[str, float]) -> None:
+    def on_train_batch_end(self, trainer: TrainerLike, losses: dict[str, float]) -> None:
         self.steps_bar.update()
         self.steps_bar.set_postfix(loss=f"{losses['train_loss']:.4f}")
 
-    def on_train_epoch_end(self, trainer: Trainer) -> None:
+    def on_train_epoch_end(self, trainer: TrainerLike) -> None:
         self.steps_bar.close()
         select_on, state = trainer.config.select_on, trainer.state
         value = state.history[-1]["valid"][select_on]
@@ -235,7 +236,7 @@ class ProgressBar(Callback):
             {f"valid_{select_on}": f"{value:.4f}", "best_epoch": state.best_epoch}
         )
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerLike) -> None:
         self.epochs_bar.close()
 
 
@@ -271,7 +272,7 @@ class CSVLogger(Callback):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
 
-    def on_train_epoch_end(self, trainer: Trainer) -> None:
+    def on_train_epoch_end(self, trainer: TrainerLike) -> None:
         if not ranks.is_main():
             return
         rows = [_flat_record(record) for record in trainer.state.history]
@@ -309,7 +310,7 @@ class TensorBoardLogger(Callback):
         self._writer_class = SummaryWriter
         self.writer = None
 
-    def on_train_start(self, trainer: Trainer) -> None:
+    def on_train_start(self, trainer: TrainerLike) -> None:
         if ranks.is_main():
             purge = trainer.state.epoch + 1 if trainer.state.epoch else None
             self.writer = self._writer_class(str(self.log_dir), purge_step=purge)
@@ -319,7 +320,7 @@ class TensorBoardLogger(Callback):
             if isinstance(value, (int, float)) and not math.isnan(value):
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
-    def on_train_epoch_end(self, trainer: Trainer) -> None:
+    def on_train_epoch_end(self, trainer: TrainerLike) -> None:
         if self.writer is None:
             return
         record = trainer.state.history[-1]
@@ -329,7 +330,7 @@ class TensorBoardLogger(Callback):
         self._scalars("valid", valid, record["epoch"])
         self.writer.flush()
 
-    def on_train_end(self, trainer: Trainer) -> None:
+    def on_train_end(self, trainer: TrainerLike) -> None:
         if self.writer is None:
             return
         if trainer.state.test_metrics is not None:

@@ -186,7 +186,7 @@ def _has_unused_parameters(
     them every step): one pass in eval mode on two segments of ``split``, the random state and the
     model's buffers untouched."""
     from mdmest.fusion.data import collate
-    from mdmest.fusion.training.evaluation import to_device
+    from mdmest.fusion.data.batching import to_device
 
     batch = to_device(collate([split[i] for i in range(min(2, len(split)))]), device)
     was_training = model.training

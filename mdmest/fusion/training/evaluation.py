@@ -24,6 +24,7 @@ from torch import nn
 
 from mdmest._validation import check_choice
 from mdmest.fusion.base import MODALITIES, FusionModel
+from mdmest.fusion.data.batching import to_device
 from mdmest.io import atomic_write_text
 
 __all__ = [
@@ -108,11 +109,6 @@ def drop_ratios(corrupted: dict[str, float], full: dict[str, float]) -> dict[str
         f"{name}_ratio": corrupted[name] / full[name] if full[name] > 0 else float("nan")
         for name in ("acc2_has0", "acc2_non0")
     }
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    """``batch`` with its tensors moved to ``device`` (other entries, e.g. words, as they are)."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 @torch.no_grad()
