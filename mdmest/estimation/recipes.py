@@ -112,7 +112,9 @@ def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
 def _value_scale(measure, fitted) -> float:
     """What the measure's values on the mapped rows are multiplied by to be in the views' units:
     the common scale for a Wasserstein measure (1-homogeneous), 1 for the KL type (invariant)."""
-    if fitted and isinstance(measure, WassersteinDependency) and isinstance(fitted[0], CommonScale):
+    standardized = getattr(measure, "normalize", None) is True  # values in standardised units
+    wasserstein = isinstance(measure, WassersteinDependency) and not standardized
+    if fitted and wasserstein and isinstance(fitted[0], CommonScale):
         return fitted[0].scale
     return 1.0
 

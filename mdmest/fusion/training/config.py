@@ -166,7 +166,8 @@ class TrainConfig:
     def effective_measure_kwargs(self, model: nn.Module) -> dict[str, Any]:
         """The keyword arguments :func:`mdmest.make_measure` gets for ``model``.
 
-        ``measure_kwargs``, plus, for the Wasserstein penalty when they do not set ``normalize``,
+        ``measure_kwargs``, plus, for "dv" and "f", ``critic_objective`` set to the paper's
+        bound unless given; for the Wasserstein penalty when they do not set ``normalize``,
         ``normalize=True`` unless the model declares its representations bounded
         (``bounded_representations = True``: EF-LSTM, MFN, the tanh MLP): W_1 grows with their
         scale, and a penalty must not be raised by inflating it. Unbounded models (TFN, LMF, MAG)
@@ -179,6 +180,9 @@ class TrainConfig:
         by 0.044 (0/10, p = 0.002). So bounded representations are left as they are.
         """
         kwargs = dict(self.measure_kwargs)
+        if self.penalty in ("dv", "f") and "critic_objective" not in kwargs:
+            # The paper's objective (Eq. 6 and 7), not the measures' drop-in default ("auto").
+            kwargs["critic_objective"] = self.penalty
         if self.penalty == "wasserstein" and "normalize" not in kwargs:
             kwargs["normalize"] = not getattr(model, "bounded_representations", False)
         return kwargs
