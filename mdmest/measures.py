@@ -405,22 +405,20 @@ class WassersteinDependency(DependencyMeasure):
         wide = [v if v.dtype in (torch.float32, torch.float64) else v.float() for v in views]
         centred = [w - w.mean(0) for w in wide]
         scale = _common_scale(centred)
-        # Multiplied back onto the scores by _joint_and_product, without gradient: the value
+        # Multiplied back onto the scores by _score, without gradient: the value
         # stays in the views' units, the gradient to the views has no part along their scale.
         self._value_scale = scale.detach()
         return [(c / scale).to(v.dtype) for c, v in zip(centred, views)]
 
-    def _joint_and_product(self, views, negatives=None, *, local=False):
+    def _score(self, views, negatives=None, *, local=False):
         # prepare() runs inside (on the global batch under a CrossRankSampler) and leaves the
         # common scale of the rows it prepared in _value_scale.
-        t_joint, t_product, joint, product = super()._joint_and_product(
-            views, negatives, local=local
-        )
+        scored = super()._score(views, negatives, local=local)
         scale, self._value_scale = self._value_scale, None
-        if scale is not None:  # s·T(z/s) is 1-Lipschitz in z when T is in z/s
-            t_joint = t_joint * scale.to(t_joint.dtype)
-            t_product = t_product * scale.to(t_product.dtype)
-        return t_joint, t_product, joint, product
+        if scale is None:
+            return scored
+        scale = scale.to(scored.t_joint.dtype)  # s·T(z/s) is 1-Lipschitz in z when T is in z/s
+        return scored._replace(t_joint=scored.t_joint * scale, t_product=scored.t_product * scale)
 
     def bound(self, t_joint: torch.Tensor, t_product: torch.Tensor) -> torch.Tensor:
         return Fn.wasserstein_bound(t_joint, t_product)
