@@ -1,5 +1,7 @@
 """The random-task generator (mdmest.tasks.random): draws, truths and errors."""
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -201,3 +203,117 @@ def test_bad_seeds_argument_is_named():
 def test_bad_sample_size_is_named():
     with pytest.raises(ValueError, match="n must be a positive int"):
         random_task(_first_seed("gaussian")).sample(0)
+
+
+# ------------------------------------------------------------------ the benchmark and MINE
+
+
+@pytest.fixture
+def bench():
+    import torch
+    from _benchmarks import load_script
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_script("random_tasks")
+    torch.set_num_threads(threads)
+
+
+def test_benchmark_seed_ranges(bench):
+    assert bench.parse_seeds("tuning") == ("tuning", list(TUNING_SEEDS))
+    assert bench.parse_seeds("3-5") == ("3-5", [3, 4, 5])
+    assert bench.parse_seeds("7") == ("7-7", [7])
+    for bad in ("5-3", "a-b", "-1-2", "judge"):
+        with pytest.raises(Exception, match="--seeds"):
+            bench.parse_seeds(bad)
+
+
+def test_benchmark_refuses_the_judging_draw_without_its_flag(bench, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--seeds", "judging", "--out", str(tmp_path)])
+    assert "never used for tuning" in capsys.readouterr().err
+    first = JUDGING_SEEDS[0]
+    with pytest.raises(SystemExit):
+        bench.main(["--seeds", f"{first - 1}-{first}", "--out", str(tmp_path)])
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_benchmark_records_resumes_and_summarises(bench, tmp_path, monkeypatch):
+    calls, current = [], {}
+
+    def drawn(seed):
+        current["task"] = random_task(seed)
+        return current["task"]
+
+    def run_one(name, views, args):
+        calls.append(name)
+        return {"mdmest": 1.05, "ksg": 0.7}[name] * current["task"].total_correlation
+
+    seeds = [_first_seed("student_t", views=2), _first_seed("gaussian", views=3)]
+    truths = {s: random_task(s).total_correlation for s in seeds}
+    monkeypatch.setattr(bench, "random_task", drawn)
+    monkeypatch.setattr(bench, "run_one", run_one)
+    out = tmp_path / "res"
+    argv = ["--rows", "200", "--estimators", "mdmest,ksg", "--out", str(out), "--no-progress"]
+    for seed in seeds:
+        assert bench.main(["--seeds", str(seed), *argv, "--no-plot"]) == 0
+    records = bench.read_runs(out / "runs.jsonl")
+    # mdmest on both tasks, ksg only on the two-view one.
+    assert sorted((r["seed"], r["estimator"]) for r in records) == sorted(
+        [(seeds[0], "mdmest"), (seeds[0], "ksg"), (seeds[1], "mdmest")]
+    )
+    for r in records:
+        assert r["rel_error"] == pytest.approx({"mdmest": 0.05, "ksg": -0.3}[r["estimator"]])
+    # A torn last line is skipped, and a rerun appends nothing new.
+    with open(out / "runs.jsonl", "a") as f:
+        f.write('{"seed": 1, "estim')
+    calls.clear()
+    for seed in seeds:
+        assert bench.main(["--seeds", str(seed), *argv, "--no-plot"]) == 0
+    assert calls == []
+    lo, hi = min(seeds), max(seeds)
+    assert bench.main(["--seeds", f"{lo}-{hi}", *argv, "--summarize"]) == 0
+    assert len(bench.read_runs(out / "runs.jsonl")) == 3
+    summary = json.loads((out / "random_tasks_summary.json").read_text())
+    assert summary["tasks_run"] == 2
+    wanted = [s for s in seeds if truths[s] >= bench.TARGET_FROM]
+    if wanted:
+        lib = summary["summary"]["mdmest"]
+        assert lib["tasks"] == len(wanted)
+        assert lib["mean_abs_rel"] == pytest.approx(0.05)
+        assert lib["above_high"] == 0 and lib["below_low"] == 0
+    assert (out / "random_tasks.png").stat().st_size > 1000
+    text = (out / "random_tasks.md").read_text()
+    assert "+5.0%" in text
+
+
+def test_mine_reads_a_correlated_pair(bench):
+    from _benchmarks import load_script
+
+    baselines = load_script("baselines")
+    from mdmest.tasks import correlated_pair
+
+    task = correlated_pair(0.8, 1)  # 0.511 nats
+    value = baselines.mine(task.sample(3000, seed=0), steps=400, seed=0)
+    assert abs(value - task.total_correlation) < 0.15
+    independent = baselines.mine(correlated_pair(0.0, 2).sample(3000, seed=1), steps=200)
+    assert abs(independent) < 0.1
+
+
+def test_mine_sums_the_chain_rule_and_names_bad_input(bench):
+    from _benchmarks import load_script
+
+    from mdmest.tasks import gaussian_task_with_tc
+
+    baselines = load_script("baselines")
+    views = gaussian_task_with_tc(1.0, [1, 1, 1]).sample(600, seed=0)
+    options = dict(steps=30, batch_size=64, seed=1)
+    terms = [
+        baselines.mine_pair(views[0], views[1], **options),
+        baselines.mine_pair(np.concatenate(views[:2], axis=1), views[2], **options),
+    ]
+    assert baselines.mine(views, **options) == pytest.approx(sum(terms))
+    with pytest.raises(ValueError, match="ema must lie in"):
+        baselines.mine_pair(views[0], views[1], ema=0.0)
+    with pytest.raises(ValueError, match="too few"):
+        baselines.mine_pair(views[0][:3], views[1][:3])
