@@ -9,7 +9,13 @@ relative error of the held-out value and the seconds per run.
 Usage (one process, one thread; times are those of a shared machine)::
 
     python benchmarks/critic_mixtures.py --variants default,lr3e3 --seeds 0,1
-    python benchmarks/critic_mixtures.py --summarize docs/results/critic_mixtures_runs.jsonl
+    python benchmarks/critic_mixtures.py --summarize --out critic_mixtures_runs.jsonl
+    python benchmarks/critic_mixtures.py --variants resln128x4 --tasks r10,g2_10x10 --seeds 1
+
+Variants (joined with +): default, lrX, stepsN, bsN, copula, notransform, std, constlr, negN,
+wdX, wSIZExDEPTH, heSIZExDEPTH, lnSIZExDEPTH, resSIZExDEPTH, reslnSIZExDEPTH. Tasks: TASKS,
+GAUSSIAN, and rSEED for a seed of the random TUNING draw (the judging draw is refused).
+Results: docs/results/critic_mixtures.md.
 """
 
 from __future__ import annotations
@@ -239,7 +245,7 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--out", default="docs/results/critic_mixtures_runs.jsonl")
+    parser.add_argument("--out", default="critic_mixtures_runs.jsonl")
     parser.add_argument("--summarize", action="store_true")
     parser.add_argument("--truths", action="store_true")
     args = parser.parse_args(argv)
