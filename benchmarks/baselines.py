@@ -1,5 +1,6 @@
-"""Two baseline estimators of mutual information / total correlation, written here with nothing from
-mdmest, that ``benchmarks/task_suite.py`` scores beside the library.
+"""Baseline estimators of mutual information / total correlation, written here with nothing from
+mdmest, that ``benchmarks/task_suite.py`` and ``benchmarks/random_tasks.py`` score beside the
+library.
 
 - :func:`infonce`: the InfoNCE bound (van den Oord et al., 2018; Poole et al., 2019) with a
   separable critic T(x, y) = f(x)·g(y) on all B × B pairs of a batch, trained with Adam on 80% of
@@ -7,8 +8,12 @@ mdmest, that ``benchmarks/task_suite.py`` scores beside the library.
   InfoNCE value it is capped at log B.
 - :func:`ksg`: the Kraskov–Stögbauer–Grassberger estimator (Kraskov et al., 2004, algorithm 1) on
   all the rows, with its K-view total-correlation form.
+- :func:`mine`: MINE (Belghazi et al., 2018): the Donsker–Varadhan bound with a joint critic
+  T(x, y) on the concatenated views, product pairs from a shuffle within the batch, and the
+  moving-average correction of the gradient; same split, budget and early stopping as
+  :func:`infonce`, read on the held-out rows (not capped at log B).
 
-Both take K arrays of shapes (n, d_k), like :func:`mdmest.estimate`, and return nats.
+All take K arrays of shapes (n, d_k), like :func:`mdmest.estimate`, and return nats.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from scipy.spatial import cKDTree
 from scipy.special import digamma
 from torch import nn
 
-__all__ = ["infonce", "infonce_pair", "ksg"]
+__all__ = ["infonce", "infonce_pair", "ksg", "mine", "mine_pair"]
 
 
 def _as_arrays(views: Sequence) -> list[np.ndarray]:
@@ -229,4 +234,135 @@ def infonce(
     total = 0.0
     for k in range(1, len(arrays)):
         total += infonce_pair(np.concatenate(arrays[:k], axis=1), arrays[k], **options)
+    return total
+
+
+# --------------------------------------------------------------------------------------- MINE
+
+
+class JointCritic(nn.Module):
+    """T(x, y) = MLP([x, y]), a scalar per pair of rows."""
+
+    def __init__(self, dim_x: int, dim_y: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = _mlp(dim_x + dim_y, hidden, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, y], dim=1)).squeeze(1)
+
+
+def _dv_value(
+    critic: nn.Module, x: torch.Tensor, y: torch.Tensor, shuffles: int, seed: int
+) -> float:
+    """mean T(x_i, y_i) − log mean exp T(x_i, y_π(i)) over ``shuffles`` seeded permutations π."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        joint = critic(x, y).mean()
+        product = torch.cat(
+            [critic(x, y[torch.randperm(len(y), generator=generator)]) for _ in range(shuffles)]
+        )
+        return float(joint - (torch.logsumexp(product, 0) - math.log(len(product))))
+
+
+def mine_pair(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    ema: float = 0.01,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.2,
+    check_every: int = 50,
+    patience: int = 10,
+    shuffles: int = 8,
+    seed: int = 0,
+) -> float:
+    r"""The held-out MINE value of I(X; Y) from paired rows (n, d_x) and (n, d_y), in nats.
+
+    A :class:`JointCritic` is trained with Adam on minibatches of the fitting rows to maximise the
+    Donsker–Varadhan bound mean T(x, y) − log mean exp T(x, ỹ), ỹ the batch's y shuffled. The
+    gradient of the log term is biased on a minibatch; as in MINE it is replaced by
+    ∇ mean exp T / m, with m a moving average (rate ``ema``) of mean exp T, kept in log space.
+    Split, standardisation and early stopping are :func:`infonce_pair`'s; the value is the bound
+    on the held-out rows, their product pairs from ``shuffles`` seeded permutations.
+    """
+    x, y = (np.asarray(a, dtype=np.float64) for a in (x, y))
+    x, y = (a[:, None] if a.ndim == 1 else a for a in (x, y))
+    n = len(x)
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    n_val = int(round((n - n_test) * validation_fraction))
+    n_fit = n - n_test - n_val
+    test_idx, val_idx, fit_idx = np.split(order, [n_test, n_test + n_val])
+    batch_size = min(batch_size, n_fit)
+    if batch_size < 2 or n_val < 2 or n_test < 2:
+        raise ValueError(f"{n} rows leave too few for the held-out and validation splits")
+    if not 0.0 < ema <= 1.0:
+        raise ValueError(f"ema must lie in (0, 1], got {ema}")
+
+    def tensor(a: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(_standardise(a[idx], a[fit_idx]), dtype=torch.float32)
+
+    x_fit, y_fit = tensor(x, fit_idx), tensor(y, fit_idx)
+    x_val, y_val = tensor(x, val_idx), tensor(y, val_idx)
+    x_test, y_test = tensor(x, test_idx), tensor(y, test_idx)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        critic = JointCritic(x.shape[1], y.shape[1])
+        optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed)
+        per_epoch = n_fit // batch_size
+        log_avg = None  # log of the moving average of mean exp T on product pairs
+        best, best_state, since_best = -math.inf, None, 0
+        for step in range(steps):
+            if step % per_epoch == 0:
+                epoch = torch.randperm(n_fit, generator=generator)
+            idx = epoch[(step % per_epoch) * batch_size :][:batch_size]
+            xb, yb = x_fit[idx], y_fit[idx]
+            joint = critic(xb, yb).mean()
+            product = critic(xb, yb[torch.randperm(len(yb), generator=generator)])
+            log_mean = torch.logsumexp(product, 0) - math.log(len(product))
+            current = log_mean.detach()
+            if log_avg is None:
+                log_avg = current
+            else:
+                log_avg = torch.logaddexp(log_avg + math.log1p(-ema), current + math.log(ema))
+            # d/dθ of exp(log_mean − log_avg) is ∇ mean exp T / (moving average): MINE's gradient.
+            loss = -(joint - torch.exp(log_mean - log_avg))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if (step + 1) % check_every == 0 or step + 1 == steps:
+                value = _dv_value(critic, x_val, y_val, shuffles, seed)
+                if value > best:
+                    best, since_best = value, 0
+                    best_state = {k: v.clone() for k, v in critic.state_dict().items()}
+                else:
+                    since_best += 1
+                    if since_best >= patience:
+                        break
+        critic.load_state_dict(best_state)
+        return _dv_value(critic, x_test, y_test, shuffles, seed + 1)
+
+
+def mine(
+    views: Sequence,
+    *,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> float:
+    """MINE estimate of the total correlation of K views, in nats (:func:`mine_pair`); K > 2 views:
+    the chain rule of :func:`infonce`, one critic per term."""
+    arrays = _as_arrays(views)
+    options = dict(
+        steps=steps, batch_size=batch_size, lr=lr, test_fraction=test_fraction, seed=seed
+    )
+    total = 0.0
+    for k in range(1, len(arrays)):
+        total += mine_pair(np.concatenate(arrays[:k], axis=1), arrays[k], **options)
     return total

@@ -66,6 +66,20 @@ def apply_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+class _ResidualBlock(nn.Module):
+    """h + dropout(act(W norm(h) + b)), norm a LayerNorm or the identity."""
+
+    def __init__(self, width: int, activation: str, dropout: float, layer_norm: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width) if layer_norm else nn.Identity()
+        self.linear = nn.Linear(width, width)
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.dropout(self.activation(self.linear(self.norm(x))))
+
+
 class MLPCritic(nn.Module):
     """A multilayer perceptron over the concatenated views, returning one score per row.
 
@@ -98,6 +112,14 @@ class MLPCritic(nn.Module):
         views' sizes, as in heavy-tailed (elliptical) data whose views share one random scale,
         which a plain MLP on many features learns slowly and overfits first. With features of
         unit variance (what :func:`mdmest.estimate` feeds it) the extra inputs are centred.
+    residual : bool
+        Every hidden layer after the first is a residual block, h + act(W h + b), which needs
+        equal hidden widths. With ``layer_norm``, pre-norm blocks, h + act(W LN(h) + b), and a
+        LayerNorm before the output layer.
+    layer_norm : bool
+        LayerNorm in each hidden layer: after the linear map (before the activation) without
+        ``residual``, before it (pre-norm) with ``residual``. Not with ``spectral_norm`` (a
+        LayerNorm is not 1-Lipschitz).
 
     Examples
     --------
@@ -116,6 +138,8 @@ class MLPCritic(nn.Module):
         output_activation: str | None = None,
         output_bound: float | None = None,
         view_dims: Sequence[int] | None = None,
+        residual: bool = False,
+        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         check_choice("activation", activation, tuple(ACTIVATIONS))
@@ -139,13 +163,31 @@ class MLPCritic(nn.Module):
                     f"view_dims must be positive widths summing to in_features={in_features}, "
                     f"got {view_dims}"
                 )
+        hidden = [int(h) for h in hidden]
+        if min(hidden, default=1) < 1:
+            raise ValueError(f"hidden widths must be >= 1, got {hidden}")
+        if residual and len(set(hidden)) > 1:
+            raise ValueError(f"residual blocks need equal hidden widths, got {hidden}")
+        if layer_norm and spectral_norm:
+            raise ValueError(
+                "layer_norm is not 1-Lipschitz, so the critic would not be: use it without "
+                "spectral_norm"
+            )
         layers: list[nn.Module] = []
         width = in_features + (len(view_dims) if view_dims else 0)
-        for h in hidden:
-            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+        for i, h in enumerate(hidden):
+            if residual and i > 0:
+                layers.append(_ResidualBlock(h, activation, dropout, layer_norm))
+                continue
+            layers.append(nn.Linear(width, h))
+            if layer_norm and not residual:
+                layers.append(nn.LayerNorm(h))
+            layers.append(ACTIVATIONS[activation]())
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = h
+        if residual and layer_norm and hidden:
+            layers.append(nn.LayerNorm(width))
         layers.append(nn.Linear(width, 1))
         if output_activation is not None:
             layers.append(OUTPUT_ACTIVATIONS[output_activation]())

@@ -13,6 +13,8 @@ Every task is a :class:`Task`: it has a readable, unique ``name``, the view widt
   per-view maps of another task: ``"asinh"``, ``"normal_cdf"``, ``"half_cube"``, ``"spiral"``),
   :class:`AdditiveNoiseTask` (uniform signal plus uniform noise), :class:`GaussianMixtureTask`.
 - :func:`task_suite`: the standard list the benchmarks run on.
+- Random tasks nobody can tune to: :func:`random_task`, :func:`random_tasks`, the seeds
+  :data:`TUNING_SEEDS` and :data:`JUDGING_SEEDS` (never tune on the judging draw).
 """
 
 from mdmest.tasks.base import Task
@@ -36,6 +38,15 @@ from mdmest.tasks.non_gaussian import (
     spiral_transform,
     student_t_total_correlation,
 )
+from mdmest.tasks.random import (
+    JUDGING_SEEDS,
+    RANDOM_STRUCTURES,
+    TUNING_SEEDS,
+    MixtureTask,
+    RandomTask,
+    random_task,
+    random_tasks,
+)
 from mdmest.tasks.suite import task_suite
 
 __all__ = [
@@ -57,4 +68,11 @@ __all__ = [
     "additive_noise_mutual_information",
     "GaussianMixtureTask",
     "task_suite",
+    "MixtureTask",
+    "RandomTask",
+    "random_task",
+    "random_tasks",
+    "RANDOM_STRUCTURES",
+    "TUNING_SEEDS",
+    "JUDGING_SEEDS",
 ]
