@@ -357,7 +357,7 @@ class DependencyMeasure(nn.Module):
         ``generator`` draws the product rows: a ``torch.Generator``, or an int that seeds a
         fresh one on the views' device, so two calls with the same int give the same value
         exactly; ``None`` (default) uses ``self.generator`` (the global generator when that is
-        ``None``). How much repeated calls vary with ``negatives``: see docs/core.md, section
+        ``None``). How much repeated calls vary with ``negatives``: see docs/results/core_measurements.md, section
         "The three measures".
         """
         with self._evaluating(generator, views):

@@ -102,7 +102,7 @@ class MLPCritic(nn.Module):
         Squash the score into (−c, c) with c·tanh(T / c): a guard for a measure used as
         a loss on views that may be heavy-tailed, where an unbounded critic extrapolates to huge
         scores on extreme rows and the DV bound reads far below zero (Student-t pairs with 1
-        degree of freedom, measured with and without it: see docs/core.md, section "Critics —
+        degree of freedom, measured with and without it: see docs/results/core_measurements.md, "Critics —
         `mdmest.critics`"). It caps a DV value at 2c, so leave it ``None`` (default) when
         the dependency may be strong. :func:`mdmest.estimate` needs no guard: it maps each
         feature to normal marginals first.

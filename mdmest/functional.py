@@ -209,7 +209,7 @@ def gradient_penalty(
     (the "LP" penalty of Petzka et al., 2018): the constraint of W_1's dual is
     :math:`\|T\|_L \le 1`, and the two-sided form also pushes the slope up to 1 where the
     optimal critic is flat. With weak dependency that push wins over the small signal and the critic
-    settles on an almost linear function (measured: see docs/core.md, section "Wasserstein:
+    settles on an almost linear function (measured: see docs/results/wasserstein_accuracy.md, "Wasserstein:
     Lipschitz control and scale").
 
     ``eps`` (N, 1), if given, replaces the draw of ε (see :func:`interpolate`).

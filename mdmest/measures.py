@@ -64,7 +64,7 @@ class TotalCorrelation(DependencyMeasure):
         2019; Song & Ermon, 2020). Its gradients stay bounded where those of DV are dominated by
         a few product rows with a large :math:`e^T`, so it trains far more stably at large
         dependency; but with weak dependency among wide views the classifier overfits noise that
-        the DV value then punishes (measured: see docs/core.md, section "Training the DV critic
+        the DV value then punishes (measured: see docs/results/core_measurements.md, "Training the DV critic
         by logistic regression"). "auto" (default): "js" when a view carries a gradient (the
         measure is a penalty on representations being trained, ``loss = task + λ·measure(z…)``),
         "dv" otherwise (a critic trained on fixed rows, as in ``estimate``). As a drop-in penalty
@@ -281,7 +281,7 @@ class WassersteinDependency(DependencyMeasure):
     ``z/s``, so the bound holds for any ``s``.
 
     Accuracy against the exact W_1 of correlated Gaussian pairs, for each Lipschitz control and
-    each option below: see docs/core.md, section "Wasserstein: Lipschitz control and scale".
+    each option below: see docs/results/wasserstein_accuracy.md.
 
     Parameters
     ----------

@@ -58,10 +58,10 @@ def test_empirical_w1_matches_the_measured_reference_and_the_w2_bound():
     task = correlated_pair(0.8, 1)
     x, y = task.sample(2000, seed=0)
     w1 = wasserstein_dependency(x, y)
-    assert 0.45 < w1 < 0.6  # FACTS Sec. 2: 0.528 at n = 2000
+    assert 0.45 < w1 < 0.6  # about 0.528 at n = 2000
     assert w1 <= task.w2_dependency + 0.1
     independent = wasserstein_dependency(x, np.random.default_rng(1).standard_normal((2000, 1)))
-    assert independent < 0.15  # the sample-size bias alone (FACTS: 0.089)
+    assert independent < 0.15  # the sample-size bias alone (about 0.089)
     sliced = wasserstein_dependency(x, y, method="sliced", seed=0)
     assert 0 < sliced < w1
 

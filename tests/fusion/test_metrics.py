@@ -1,4 +1,4 @@
-"""Tests of mdmest.fusion.metrics against hand-computed values (FACTS Sec. 5)."""
+"""Tests of mdmest.fusion.metrics against hand-computed values."""
 
 from __future__ import annotations
 

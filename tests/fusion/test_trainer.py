@@ -330,7 +330,7 @@ def test_penalty_raises_dependency_between_learned_representations(penalty):
         dependency=0.9,
         length_range=(4, 8),
     )
-    # W_1 scales with the views: compare on standardised views (FACTS Sec. 1).
+    # W_1 scales with the views: compare on standardised views.
     measure_kwargs = {"normalize": True} if penalty == "wasserstein" else {}
     trainer = make_trainer(
         data,
