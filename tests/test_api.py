@@ -116,6 +116,13 @@ PUBLIC = {
         "wasserstein_dependency",
     },
     "mdmest.tasks": {
+        "JUDGING_SEEDS",
+        "MixtureTask",
+        "RANDOM_STRUCTURES",
+        "RandomTask",
+        "TUNING_SEEDS",
+        "random_task",
+        "random_tasks",
         "AdditiveNoiseTask",
         "GaussianMixtureTask",
         "GaussianTask",
