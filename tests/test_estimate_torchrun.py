@@ -26,8 +26,7 @@ from mdmest import (
 )
 from mdmest.cli import main
 from mdmest.critics import MLPCritic
-from mdmest.estimation.rows import VALIDATE_BELOW_ROWS
-from mdmest.estimation.training import PRODUCT_GRAD_ROWS
+from mdmest.estimation import EstimateConfig
 
 ROOT = Path(__file__).parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -140,8 +139,7 @@ def two_ranks(tmp_path_factory):
 
 
 def test_the_settings_reach_the_branches_they_name():
-    assert ROWS * 0.8 >= VALIDATE_BELOW_ROWS
-    assert BIG_BATCH > PRODUCT_GRAD_ROWS
+    assert BIG_BATCH > EstimateConfig().product_grad_rows
 
 
 @pytest.mark.slow
