@@ -140,8 +140,9 @@ def wanted(task, name: str, args) -> bool:
 
 
 def run_draw(args, seeds: Sequence[int], path: Path) -> None:
-    done = {_key(r) for r in read_runs(path)}
     for seed in seeds:
+        # Read again before each task: another process may append to the same file.
+        done = {_key(r) for r in read_runs(path)}
         names = [n for n in args.estimators if (seed, n, args.rows) not in done]
         if not names:
             continue
