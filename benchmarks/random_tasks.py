@@ -8,7 +8,7 @@ included) is sampled once at ``--rows`` rows (data seed 1000 + the task's seed);
 - the peers, on the two-view tasks (``--peers-on all``: every task, K > 2 by the chain rule):
   ``ksg`` (k = 3, all rows), ``infonce`` (separable critic, 2000 steps of batch 256, capped at
   log 256 per term), ``mine`` (joint critic, Donsker–Varadhan with MINE's moving-average
-  gradient, same budget), all from ``benchmarks/baselines.py``.
+  gradient, same budget), all from ``mdmest.experiments.baselines``.
 
 A diffusion- or flow-based peer is not included: ``diffusion-mi`` 0.1.0 would replace torch 2.13 by
 2.14.1 (and pull torchaudio, torchvision, CUDA wheels), and ``torch-mist`` 0.2.17 would replace
@@ -49,10 +49,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from baselines import infonce, ksg, mine
 
 from mdmest import estimate
 from mdmest.experiments import machine_info
+from mdmest.experiments.baselines import infonce, ksg, mine
 from mdmest.io import atomic_open, atomic_write_text
 from mdmest.tasks import JUDGING_SEEDS, RANDOM_STRUCTURES, TUNING_SEEDS, random_task
 

@@ -49,7 +49,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from baselines import infonce, ksg
 
 from mdmest import estimate
 from mdmest.experiments import (
@@ -64,6 +63,7 @@ from mdmest.experiments import (
     save_figure,
     suite_tasks,
 )
+from mdmest.experiments.baselines import infonce, ksg
 from mdmest.experiments.suite import TASK_SETS
 from mdmest.io import atomic_write_text
 

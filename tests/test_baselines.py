@@ -1,4 +1,4 @@
-"""The task suite's baseline estimators (benchmarks/baselines.py)."""
+"""The baseline estimators the benchmarks score beside mdmest (mdmest.experiments.baselines)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from _benchmarks import load_script as _script
 
+from mdmest.experiments import baselines
 from mdmest.tasks import correlated_pair, gaussian_task_with_tc
-
-baselines = _script("baselines")
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import mdmest.tasks.mixtures as mixtures
 from mdmest.reference import gaussian_total_correlation
 from mdmest.tasks import (
     JUDGING_SEEDS,
@@ -93,10 +94,10 @@ def test_monte_carlo_of_a_gaussian_equals_its_closed_form():
     d = sum(dims)
     diag = np.exp(rng.normal(0, 0.5, d))
     factors = rng.standard_normal((d, 2))
-    mixture = rt._Mixture(np.ones(1), np.zeros((1, d)), diag[None], factors[None], dims)
-    value, stderr, rows = rt._mc_truth(mixture, np.random.default_rng(1))
+    mixture = mixtures._Mixture(np.ones(1), np.zeros((1, d)), diag[None], factors[None], dims)
+    value, stderr, rows = mixtures._mc_truth(mixture, np.random.default_rng(1))
     exact = gaussian_total_correlation(np.diag(diag) + factors @ factors.T, dims)
-    assert rows >= rt._MC_MIN_ROWS
+    assert rows >= mixtures._MC_MIN_ROWS
     assert abs(value - exact) <= 3 * stderr
     assert stderr <= 0.015 * exact
 
@@ -108,7 +109,7 @@ def test_gaussian_density_matches_scipy():
     factors = rng.standard_normal((d, 2))
     mean = rng.standard_normal(d)
     x = rng.standard_normal((30, d))
-    ours = rt._log_mixture(x, np.ones(1), mean[None], diag[None], factors[None])
+    ours = mixtures._log_mixture(x, np.ones(1), mean[None], diag[None], factors[None])
     cov = np.diag(diag) + factors @ factors.T
     np.testing.assert_allclose(ours, stats.multivariate_normal(mean, cov).logpdf(x), rtol=1e-10)
 
@@ -118,8 +119,8 @@ def test_shared_cluster_mixture_matches_grid_integration():
     weights = np.array([0.5, 0.3, 0.2])
     means = np.array([[0.0, 0.0], [1.5, -1.0], [-1.2, 1.8]])
     variances = np.array([[1.0, 0.5], [0.6, 1.2], [0.8, 0.7]])
-    mixture = rt._Mixture(weights, means, variances, np.zeros((3, 2, 0)), (1, 1))
-    value, stderr, _ = rt._mc_truth(mixture, np.random.default_rng(3))
+    mixture = mixtures._Mixture(weights, means, variances, np.zeros((3, 2, 0)), (1, 1))
+    value, stderr, _ = mixtures._mc_truth(mixture, np.random.default_rng(3))
     grid = np.linspace(-9, 9, 1201)
     step = grid[1] - grid[0]
     px = [stats.norm(m, np.sqrt(v)).pdf(grid) for m, v in zip(means[:, 0], variances[:, 0])]
@@ -288,9 +289,7 @@ def test_benchmark_records_resumes_and_summarises(bench, tmp_path, monkeypatch):
 
 
 def test_mine_reads_a_correlated_pair(bench):
-    from _benchmarks import load_script
-
-    baselines = load_script("baselines")
+    from mdmest.experiments import baselines
     from mdmest.tasks import correlated_pair
 
     task = correlated_pair(0.8, 1)  # 0.511 nats
@@ -301,11 +300,9 @@ def test_mine_reads_a_correlated_pair(bench):
 
 
 def test_mine_sums_the_chain_rule_and_names_bad_input(bench):
-    from _benchmarks import load_script
-
+    from mdmest.experiments import baselines
     from mdmest.tasks import gaussian_task_with_tc
 
-    baselines = load_script("baselines")
     views = gaussian_task_with_tc(1.0, [1, 1, 1]).sample(600, seed=0)
     options = dict(steps=30, batch_size=64, seed=1)
     terms = [

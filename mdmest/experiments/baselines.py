@@ -1,6 +1,6 @@
-"""Baseline estimators of mutual information / total correlation, written here with nothing from
-mdmest, that ``benchmarks/task_suite.py`` and ``benchmarks/random_tasks.py`` score beside the
-library.
+"""Baseline estimators of mutual information / total correlation, written with nothing from the
+rest of mdmest, that ``benchmarks/task_suite.py`` and ``benchmarks/random_tasks.py`` score beside
+the library (the field's estimators, for comparison).
 
 - :func:`infonce`: the InfoNCE bound (van den Oord et al., 2018; Poole et al., 2019) with a
   separable critic T(x, y) = f(x)·g(y) on all B × B pairs of a batch, trained with Adam on 80% of
