@@ -111,7 +111,9 @@ def test_each_command_names_its_missing_extra_in_one_line_before_any_work(tmp_pa
     np.savez(tmp_path / "views.npz", a=x, b=x + rng.normal(size=(80, 2)))
     argvs = [[a.format(d=tmp_path) for a in argv] for argv, _, _ in CASES]
     # --no-plot is the way around the missing matplotlib: the check lets it through to the work.
-    argvs.append(["gaussian", "--quick", "--no-plot", "--out", str(tmp_path / "g")])
+    argvs.append(
+        ["gaussian", "--quick", "--no-plot", "--workers", "1", "--out", str(tmp_path / "g")]
+    )
     argvs.append(
         ["estimate", str(tmp_path / "views.npz"), "--steps", "3", "--no-progress", "--no-refit"]
     )

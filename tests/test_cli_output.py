@@ -198,7 +198,7 @@ def test_no_progress_bar_in_a_log_and_one_line_per_stage(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\r" not in err
     stages = [line for line in err.splitlines() if not line.startswith("mdmest gaussian: warn")]
-    assert stages == ["mdmest gaussian: training 1 critics (3 steps each)"], err
+    assert stages == ["mdmest gaussian: training 1 critic (3 steps each) in 1 process"], err
 
 
 def test_progress_forces_the_bar(tmp_path, capsys):

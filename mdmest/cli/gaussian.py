@@ -2,7 +2,7 @@
 
 Usage::
 
-    mdmest gaussian --quick                # about a minute on 2 CPU cores
+    mdmest gaussian --quick                # 18 trainings, one process per core
     mdmest gaussian                        # the full grid
     mdmest gaussian --views 3 --quick      # three views at chosen TC levels
 """
@@ -54,7 +54,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mdmest gaussian``."""
-    parser.add_argument("--quick", action="store_true", help="small grid and budget (~2 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small grid and budget (18 trainings of 500 steps)"
+    )
     parser.add_argument(
         "--views", type=positive_int, default=2, help="number of views K (default 2)"
     )
@@ -170,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
     stage(
         args,
         "mdmest gaussian",
-        f"training {runs} critics ({config.steps} steps each) in {workers} process"
-        + ("es" if workers > 1 else ""),
+        f"training {runs} critic{'s' if runs > 1 else ''} ({config.steps} steps each) in "
+        f"{workers} process{'es' if workers > 1 else ''}",
     )
     start = time.perf_counter()
     records = run_experiment(config, progress=show_progress(args), workers=workers)
