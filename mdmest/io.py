@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_open", "atomic_write_text", "writable_target"]
+__all__ = ["atomic_open", "atomic_write_text"]
 
 
 def _kind(mode: int) -> str:
