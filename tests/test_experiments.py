@@ -65,6 +65,39 @@ def test_config_rejects_bad_options():
         gaussian.GaussianConfig(measures=("dv", "mine"))
     with pytest.raises(ValueError, match="unknown sampler"):
         gaussian.GaussianConfig(sampler="roll")
+    with pytest.raises(ValueError, match=r"correlation rho in \(-1, 1\), got 1.5"):
+        gaussian.GaussianConfig(grid=(0.5, 1.5))
+    with pytest.raises(ValueError, match="total correlation in nats, a finite number >= 0"):
+        gaussian.GaussianConfig(views=3, grid=(-1.0,))
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
+        gaussian.GaussianConfig(steps=0)
+    with pytest.raises(ValueError, match="grid is empty"):
+        gaussian.GaussianConfig(grid=())
+
+
+def test_workers_give_the_same_records_and_warnings():
+    """Each run draws its rows and critic from its own seeds: two processes give the records of
+    one, and the warnings raised in the workers reach the caller."""
+    import warnings
+
+    config = gaussian.GaussianConfig(
+        grid=(0.0, 0.5), measures=("dv", "wasserstein"), seeds=1, steps=5, n_samples=300,
+        n_reference=60,
+    )  # fmt: skip
+    runs = {}
+    for workers in (1, 2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = gaussian.run_experiment(config, progress=False, workers=workers)
+        runs[workers] = (
+            [{k: v for k, v in r.items() if k != "seconds"} for r in records],
+            sorted(str(w.message) for w in caught),
+        )
+    assert runs[1] == runs[2]
+    assert len(runs[1][0]) == 4 + 2 * 3  # 4 trainings; per grid point w1_pot, independent, w2
+    assert runs[1][1], "5 steps on 240 rows should warn"
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        gaussian.run_experiment(config, workers=0)
 
 
 @pytest.mark.parametrize("batch, views", [(2, 2), (7, 3), (64, 8)])

@@ -3,7 +3,8 @@
 Each subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only
 when its subcommand runs, so ``mdmest --help`` stays fast and the fusion extras are needed only by the
 fusion subcommands. A user error is one line ``mdmest <command>: error: ...`` on stderr with exit
-status 2 (:mod:`mdmest.cli._common`); a traceback means a bug.
+status 2 (`mdmest.cli._common`), a warning one line ``mdmest <command>: warning: ...``; a
+traceback means a bug.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from mdmest.cli._common import Parser, UserError, fail
+from mdmest.cli._common import Parser, UserError, fail, one_line_warnings
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -65,9 +66,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     try:
-        return int(module.run(args) or 0)
+        with one_line_warnings(parser.prog):
+            return int(module.run(args) or 0)
     except UserError as error:
-        try:
-            fail(parser.prog, str(error))
-        except SystemExit as exit:
-            return int(exit.code)
+        return _error_status(parser.prog, str(error))
+    except ModuleNotFoundError as error:
+        # An optional package that a check before the work did not name: still one line.
+        message = _missing_extra(error)
+        if message is None:
+            raise
+        return _error_status(parser.prog, message)
+    except MemoryError as error:
+        detail = " ".join(str(error).split()) or "allocation failed"
+        return _error_status(parser.prog, f"not enough memory for these sizes ({detail})")
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _error_status(prog: str, message: str) -> int:
+    try:
+        fail(prog, message)
+    except SystemExit as exit:
+        return int(exit.code)
+
+
+def _missing_extra(error: ModuleNotFoundError) -> str | None:
+    from mdmest._validation import EXTRAS
+
+    top = (error.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return None
+    package, extra = EXTRAS[top]
+    return f"this needs {package}, which is not installed: pip install 'mdmest[{extra}]'"

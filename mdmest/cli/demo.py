@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from mdmest.cli._common import UserError, non_negative_float, positive_int
+from mdmest.cli._common import (
+    UserError,
+    add_progress_arguments,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    show_progress,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--samples", type=positive_int, default=20000, help="rows drawn (20000)")
     parser.add_argument("--steps", type=positive_int, default=2000, help="critic steps (2000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (>= 0)")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     for name, label in [("dv", "Donsker-Varadhan TC"), ("f", "f-divergence TC (KL)")]:
         try:
             result = mdmest.estimate(
-                views, name, steps=args.steps, seed=args.seed, progress=not args.no_progress
+                views, name, steps=args.steps, seed=args.seed, progress=show_progress(args)
             )
         except mdmest.EstimateInputError as error:
             raise UserError(str(error)) from None

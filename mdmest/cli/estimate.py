@@ -12,8 +12,8 @@ exit status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,13 +23,18 @@ import numpy as np
 import mdmest
 from mdmest.cli._common import (
     UserError,
+    add_output_arguments,
+    add_progress_arguments,
+    check_output_file,
+    emit_json,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
+    show_progress,
     torchrun_session,
 )
 from mdmest.functional import DIVERGENCES
-from mdmest.io import atomic_write_text
 from mdmest.measures import LIPSCHITZ_METHODS, MEASURES
 from mdmest.transforms import TRANSFORMS
 
@@ -103,12 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "candidates too; the largest value is kept)",
     )
     parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (>= 0)")
     parser.add_argument(
         "--device", default="cpu", help="torch device of the critic, e.g. cuda (default cpu)"
     )
-    parser.add_argument("--out", type=Path, help="write the result as JSON here")
-    parser.add_argument("--no-progress", action="store_true")
+    add_output_arguments(parser)
+    add_progress_arguments(parser)
 
 
 def _negatives(text: str) -> int | str:
@@ -172,6 +177,9 @@ def _load_npz(path: Path, keys: list[str] | None) -> tuple[list[str], list[np.nd
         if not archive.files:
             raise UserError(f"{path} holds no arrays")
         names = list(keys or archive.files)
+        repeated = sorted({k for k in names if names.count(k) > 1})
+        if repeated:
+            raise UserError(f"--keys names {repeated[0]!r} more than once; each view once")
         missing = [k for k in names if k not in archive.files]
         if missing:
             raise UserError(f"{path} has no array {missing[0]!r}; it has {archive.files}")
@@ -203,11 +211,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError(
             f"--lipschitz applies to --measure wasserstein only, got --measure {args.measure}"
         )
-    if args.out is not None:
-        if args.out.is_dir():
-            raise UserError(f"--out {args.out} is a directory; give a file name")
-        if not args.out.parent.is_dir():
-            raise UserError(f"--out {args.out}: no such directory {args.out.parent}")
+    check_output_file(args.out)
 
 
 def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespace):
@@ -235,7 +239,7 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
             lr=args.lr,
             test_fraction=args.test_fraction,
             seed=args.seed,
-            progress=not args.no_progress,
+            progress=show_progress(args),
             device=args.device,
             **options,
         )
@@ -244,21 +248,45 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
         raise UserError(str(error)) from None
 
 
-def _describe(result, args: argparse.Namespace, names: list[str]) -> None:
+def _candidates(result) -> tuple[str | None, dict]:
+    """The candidate reported and every candidate's values: ``chosen`` and ``{name: {"validation":
+    ..., "test": ...}}`` where the result has them, else the largest of ``{name: value}``."""
+    candidates = getattr(result, "candidates", None) or {}
+    chosen = getattr(result, "chosen", None)
+    if chosen is None and candidates:
+        numeric = {k: v for k, v in candidates.items() if isinstance(v, (int, float))}
+        if numeric:
+            chosen = max(numeric, key=numeric.get)
+    return chosen, candidates
+
+
+def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
     unit = UNITS[args.measure]
     spread = f" ± {result.stderr:.4f}" if math.isfinite(result.stderr) else ""
-    print(f"{args.measure} estimate over views {names}: {result.value:.4f}{spread} {unit}")
+    print(
+        f"{args.measure} estimate over views {names}: {result.value:.4f}{spread} {unit}", file=file
+    )
     if spread:
-        print("(± one standard error on the held-out rows)")
+        print("(± one standard error on the held-out rows)", file=file)
     print(
         f"rows: {result.n_train} training, {result.n_validation} validation, {result.n_test} "
-        f"held-out; transform: {result.transform or 'none'}"
+        f"held-out; transform: {result.transform or 'none'}",
+        file=file,
     )
-    if result.candidates:
-        chosen = max(result.candidates, key=result.candidates.get)
-        for name, value in result.candidates.items():
-            mark = "  (kept: the largest)" if name == chosen else ""
-            print(f"  candidate {name}: {value:.4f} {unit}{mark}")
+    chosen, candidates = _candidates(result)
+    for name, value in candidates.items():
+        if isinstance(value, dict):
+            shown = ", ".join(
+                f"{part} {number:.4f}"
+                for part, number in value.items()
+                if isinstance(number, (int, float))
+            )
+        else:
+            shown = f"{value:.4f}"
+        mark = "  (reported)" if name == chosen else ""
+        print(f"  candidate {name}: {shown} {unit}{mark}", file=file)
+    if chosen is not None:
+        print(f"reported: the value of {chosen}", file=file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -269,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     names, views = load_views(args.files, args.keys)
     with torchrun_session(args.device) as (device, main):
         if not main:
-            args.no_progress = True
+            args.progress = False
             warnings.simplefilter("ignore", mdmest.EstimateWarning)
         result = _estimate(names, views, argparse.Namespace(**{**vars(args), "device": device}))
         if main:
@@ -278,16 +306,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(result, args: argparse.Namespace, names: list[str], views: list[np.ndarray]) -> None:
-    _describe(result, args, names)
-    if args.out:
-        record = {
-            **result.to_dict(),
-            "measure": args.measure,
-            "unit": UNITS[args.measure],
-            "views": names,
-            "dims": [1 if v.ndim == 1 else int(v.shape[1]) for v in views],
-            "negatives": result.measure.negatives,
-            "decomposition": getattr(result.measure, "decomposition", None),
-            "options": {k: v for k, v in vars(args).items() if k not in ("files", "out")},
-        }
-        atomic_write_text(args.out, json.dumps(record, indent=2, default=str))
+    as_json = args.json or args.out == "-"
+    _describe(result, args, names, sys.stderr if as_json else sys.stdout)
+    if not (args.out or args.json):
+        return
+    record = {
+        **result.to_dict(),
+        "measure": args.measure,
+        "unit": UNITS[args.measure],
+        "views": names,
+        "dims": [1 if v.ndim == 1 else int(v.shape[1]) for v in views],
+        "negatives": result.measure.negatives,
+        "decomposition": getattr(result.measure, "decomposition", None),
+        "options": {k: v for k, v in vars(args).items() if k not in ("files", "out", "json")},
+    }
+    chosen, candidates = _candidates(result)
+    if chosen is not None:
+        record["chosen"] = chosen
+    if candidates:
+        record["candidates"] = _plain(candidates)
+    if args.out and args.out != "-":
+        emit_json(record, args.out)
+    if as_json:
+        emit_json(record, None)
+
+
+def _plain(value):
+    """Candidates as JSON numbers (a NaN or Inf as null)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    return value

@@ -6,11 +6,19 @@ Example: ``mdmest evaluate --checkpoint runs/ef_lstm-dv-seed0/best.pt --drop tex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
-from mdmest.cli._common import UserError, positive_int, print_metrics
-from mdmest.cli._fusion import add_data_arguments, bound_line, data_spec, load_data
+from mdmest.cli._common import (
+    UserError,
+    check_output_folder,
+    emit_json,
+    positive_int,
+    print_metrics,
+    require,
+)
+from mdmest.cli._fusion import add_data_arguments, bound_line, data_spec, fusion_needs, load_data
 from mdmest.fusion.base import MODALITIES
 
 __all__ = ["add_arguments", "run"]
@@ -36,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         metavar="DIR",
         help="folder for the metrics JSON and the critic-score CSV (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the metrics as JSON on standard output (the text report goes to stderr)",
     )
 
 
@@ -64,15 +77,19 @@ def _load(args: argparse.Namespace, checkpoint_path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mdmest.fusion.training import drop_ratios, write_json, write_scores_csv
+    from mdmest.fusion.training import drop_ratios, write_scores_csv
 
     checkpoint_path = Path(args.checkpoint)
     drop = tuple(dict.fromkeys(args.drop))
     if set(drop) == set(MODALITIES):
         raise UserError("dropping every modality leaves nothing to evaluate")
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise UserError(f"--out {args.out} is a file; give a folder")
+    if args.out is not None:
+        check_output_folder(args.out)
+    require(*fusion_needs(None))
     checkpoint, spec, trainer = _load(args, checkpoint_path)
+    if args.out is None:
+        check_output_folder(checkpoint_path.parent, "the checkpoint's folder")
+    text = sys.stderr if args.json else sys.stdout
     penalty = trainer.config.penalty
     full = trainer.predict(args.split)
     report = {
@@ -84,17 +101,20 @@ def run(args: argparse.Namespace) -> int:
         "all": full.metrics(),
         "bound_estimate": trainer.bound_estimate(full),
     }
-    print(f"{args.split} split, {len(full.ids)} segments, checkpoint epoch {checkpoint['epoch']}")
-    print_metrics("all modalities", report["all"])
-    line = bound_line(penalty, report["bound_estimate"], args.split)
-    if line:
-        print(f"                {line}")
-    if drop:
-        report["dropped"] = list(drop)
-        report["corrupted"] = trainer.evaluate(args.split, drop)
-        report["ratios"] = drop_ratios(report["corrupted"], report["all"])
-        print_metrics(f"without {'+'.join(drop)}", report["corrupted"])
-        print_metrics("Acc-2(corrupted)/Acc-2(all)", report["ratios"])
+    with contextlib.redirect_stdout(text):
+        print(
+            f"{args.split} split, {len(full.ids)} segments, checkpoint epoch {checkpoint['epoch']}"
+        )
+        print_metrics("all modalities", report["all"])
+        line = bound_line(penalty, report["bound_estimate"], args.split)
+        if line:
+            print(f"                {line}")
+        if drop:
+            report["dropped"] = list(drop)
+            report["corrupted"] = trainer.evaluate(args.split, drop)
+            report["ratios"] = drop_ratios(report["corrupted"], report["all"])
+            print_metrics(f"without {'+'.join(drop)}", report["corrupted"])
+            print_metrics("Acc-2(corrupted)/Acc-2(all)", report["ratios"])
 
     out_dir = Path(args.out) if args.out else checkpoint_path.parent
     suffix = f"-no-{'-'.join(drop)}" if drop else ""
@@ -102,10 +122,13 @@ def run(args: argparse.Namespace) -> int:
         scores_path = out_dir / f"critic_scores_{args.split}.csv"
         write_scores_csv(full, scores_path)
         report["critic_scores"] = str(scores_path)
-        print(f"critic scores (highest = modalities agree): {scores_path}")
+        print(f"critic scores (highest = modalities agree): {scores_path}", file=text)
     else:
         print("no critic scores: the model was trained without a penalty", file=sys.stderr)
     metrics_path = out_dir / f"evaluation_{checkpoint_path.stem}_{args.split}{suffix}.json"
-    write_json(metrics_path, report)
-    print(f"metrics: {metrics_path}")
+    report["metrics_file"] = str(metrics_path)
+    emit_json(report, metrics_path)
+    print(f"metrics: {metrics_path}", file=text)
+    if args.json:
+        emit_json(report, None)
     return 0

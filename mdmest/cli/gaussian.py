@@ -2,7 +2,7 @@
 
 Usage::
 
-    mdmest gaussian --quick                # ~2 minutes on 2 CPU cores
+    mdmest gaussian --quick                # 18 trainings, one process per core
     mdmest gaussian                        # the full grid
     mdmest gaussian --views 3 --quick      # three views at chosen TC levels
 """
@@ -10,11 +10,24 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
-from mdmest.cli._common import UserError, comma_choices, positive_float, positive_int
+from mdmest.cli._common import (
+    UserError,
+    add_progress_arguments,
+    check_output_folder,
+    collected_warnings,
+    comma_choices,
+    emit_json,
+    positive_float,
+    positive_int,
+    require,
+    show_progress,
+    stage,
+)
 from mdmest.experiments.gaussian import (
     FULL,
     MEASURE_LABELS,
@@ -22,6 +35,7 @@ from mdmest.experiments.gaussian import (
     QUICK,
     GaussianConfig,
     format_table,
+    make_tasks,
     run_experiment,
     summarize,
     write_results,
@@ -40,7 +54,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mdmest gaussian``."""
-    parser.add_argument("--quick", action="store_true", help="small grid and budget (~2 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small grid and budget (18 trainings of 500 steps)"
+    )
     parser.add_argument(
         "--views", type=positive_int, default=2, help="number of views K (default 2)"
     )
@@ -92,9 +108,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default 1: a small critic gains little from more, and on a "
         "shared machine extra threads contend)",
     )
-    parser.add_argument("--out", default="results/gaussian", help="output folder")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="processes training side by side, --threads threads each (default: one per CPU "
+        "core this process may use; the records are the same for any number)",
+    )
+    parser.add_argument(
+        "--out", default="results/gaussian", help="output folder (default results/gaussian)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (needs no matplotlib)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on standard output (the table goes to stderr)",
+    )
+    add_progress_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> GaussianConfig:
@@ -121,29 +151,64 @@ def config_from_args(args: argparse.Namespace) -> GaussianConfig:
     if args.lr_schedule is not None:
         values["lr_schedule"] = None if args.lr_schedule == "none" else args.lr_schedule
     try:
-        return GaussianConfig(**values)
-    except ValueError as error:
+        config = GaussianConfig(**values)
+        make_tasks(config)  # every grid point checked now, not after the first point's training
+    except (ValueError, TypeError) as error:
         raise UserError(str(error)) from None
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the experiment, print the table and write the results; returns the exit status."""
     config = config_from_args(args)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the results")
+    if not args.no_plot:
+        require(("matplotlib", "plots"))
+    out = check_output_folder(args.out)
     import torch
 
     torch.set_num_threads(args.threads)
+    runs = len(config.grid) * len(config.measures) * config.seeds
+    workers = min(args.workers or _usable_cores(), runs)
+    stage(
+        args,
+        "mdmest gaussian",
+        f"training {runs} critic{'s' if runs > 1 else ''} ({config.steps} steps each) in "
+        f"{workers} process{'es' if workers > 1 else ''}",
+    )
     start = time.perf_counter()
-    records = run_experiment(config, progress=not args.no_progress)
+    records = run_experiment(config, progress=show_progress(args), workers=workers)
     summary = summarize(records)
     seconds = time.perf_counter() - start
     paths = write_results(
-        records, summary, config, args.out, seconds=seconds, plot=not args.no_plot
+        records,
+        summary,
+        config,
+        out,
+        seconds=seconds,
+        plot=not args.no_plot,
+        warnings=collected_warnings(),
     )
-    print(format_table(summary, config))
+    text = sys.stderr if args.json else sys.stdout
+    print(format_table(summary, config), file=text)
     print(
-        f"{len(records)} results in {seconds:.0f} s; wrote " + ", ".join(map(str, paths.values()))
+        f"{len(records)} results in {seconds:.0f} s; wrote " + ", ".join(map(str, paths.values())),
+        file=text,
     )
+    if args.json:
+        emit_json(
+            {
+                "config": asdict(config),
+                "seconds": round(seconds, 1),
+                "summary": summary,
+                "files": {k: str(v) for k, v in paths.items()},
+            },
+            None,
+        )
     return 0
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

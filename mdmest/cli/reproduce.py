@@ -14,7 +14,17 @@ import argparse
 import shlex
 import sys
 
-from mdmest.cli._common import UserError, key_value, non_negative_float, positive_int
+from mdmest.cli._common import (
+    UserError,
+    add_progress_arguments,
+    check_output_folder,
+    key_value,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    require,
+    show_progress,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -78,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", type=_count, default=10, help="number of seeds, >= 5 (default 10)"
     )
-    parser.add_argument("--first-seed", type=_count, default=0, help="seeds are FIRST..FIRST+N-1")
+    parser.add_argument(
+        "--first-seed", type=non_negative_int, default=0, help="seeds are FIRST..FIRST+N-1"
+    )
     parser.add_argument(
         "--weights",
         type=_floats,
@@ -127,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--cache", help="run cache folder (default OUT/runs)")
     parser.add_argument("--device", default="cpu", help="torch device of every run (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     if args.seeds < MIN_SEEDS:
         raise UserError(f"--seeds must be at least {MIN_SEEDS} for a paired test, got {args.seeds}")
+    require(*_needs(args))
+    check_output_folder(args.out)
+    if args.cache is not None:
+        check_output_folder(args.cache, "--cache")
     try:
         analysis = reproduce(
             args.data,
@@ -158,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             cache=args.cache,
             workers=args.workers,
             device=args.device,
-            progress=not args.no_progress,
+            progress=show_progress(args),
             log=lambda line: print(line, file=sys.stderr),
             command="mdmest reproduce " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
         )
@@ -167,3 +183,15 @@ def run(args: argparse.Namespace) -> int:
     for claim, verdict in analysis["overall"].items():
         print(f"{claim}: {verdict}")
     return 0
+
+
+def _needs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The optional packages of the request: scikit-learn (metrics, the breast_cancer table),
+    matplotlib (the report's Fig. 2), transformers for MAG models named on the command line (a
+    default MAG model without its backbone is skipped with a note)."""
+    from mdmest.cli._fusion import fusion_needs
+
+    needs = [*fusion_needs(None), ("matplotlib", "the report's figure (Fig. 2)")]
+    for model in args.models or ():
+        needs += [need for need in fusion_needs(model) if need not in needs]
+    return needs

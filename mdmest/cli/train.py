@@ -6,20 +6,27 @@ Example: ``mdmest train --model ef_lstm --penalty wasserstein --weight 0.1 --dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from mdmest.cli._common import (
     UserError,
+    add_progress_arguments,
+    check_output_folder,
+    emit_json,
     key_value,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     print_metrics,
+    require,
+    show_progress,
     torchrun_session,
 )
-from mdmest.cli._fusion import add_data_arguments, bound_line, data_spec, load_data
+from mdmest.cli._fusion import add_data_arguments, bound_line, data_spec, fusion_needs, load_data
 
 __all__ = ["add_arguments", "run"]
 
@@ -92,7 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backbone", metavar="PATH", help="local BERT / XLNet checkpoint folder (MAG models)"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of everything random")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=defaults.seed, help="seed of everything random"
+    )
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -100,7 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue from DIR/last.pt")
     parser.add_argument("--device", default=defaults.device, help="torch device (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on standard output (the text report goes to stderr)",
+    )
+    add_progress_arguments(parser)
 
 
 def _preset(args: argparse.Namespace, dataset) -> str:
@@ -138,7 +152,7 @@ def _build(args: argparse.Namespace, out_dir: Path):
             patience=args.patience,
             max_steps_per_epoch=args.max_steps_per_epoch,
             seed=args.seed,
-            progress=not args.no_progress,
+            progress=show_progress(args),
             device=args.device,
         )
         d_text, d_audio, d_video = dataset.dims
@@ -175,41 +189,74 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+def default_run_dir(model: str, penalty: str, seed: int) -> Path:
+    """Where ``mdmest train`` writes without ``--out``: ``runs/MODEL-PENALTY-seedSEED``."""
+    return Path("runs") / f"{model}-{penalty}-seed{seed}"
+
+
 def _run(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out or f"runs/{args.model}-{args.penalty}-seed{args.seed}")
+    out_dir = Path(args.out) if args.out else default_run_dir(args.model, args.penalty, args.seed)
     if (out_dir / "last.pt").exists() and not args.resume:
         raise UserError(
             f"{out_dir} already holds a run; pass --resume to continue it or choose --out"
         )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file; give a folder")
+    if args.resume and not (out_dir / "last.pt").is_file():
+        raise UserError(f"--resume: {out_dir / 'last.pt'} does not exist; nothing to continue")
+    check_output_folder(out_dir)
+    require(*fusion_needs(args.model, backbone=args.backbone, options=dict(args.data_option)))
+    text = sys.stderr if args.json else sys.stdout
     spec, dataset, config, trainer = _build(args, out_dir)
     features = dict(zip(("text", "audio", "video"), dataset.dims))
     print(
         f"training {args.model} (penalty {config.penalty}, weight {config.penalty_weight}"
         + (f", {trainer.config.measure_kwargs}" if trainer.config.measure_kwargs else "")
         + f") on {spec['path']} {dict((s, len(dataset[s])) for s in dataset)}, features "
-        f"{features}; writing to {out_dir}"
+        f"{features}; writing to {out_dir}",
+        file=text,
     )
     summary = trainer.fit(resume=args.resume)
     print(
         f"{summary['epochs_run']} epochs"
         + (" (stopped early)" if summary["stopped_early"] else "")
-        + f"; best epoch {summary['best_epoch']} by validation {config.select_on}"
+        + f"; best epoch {summary['best_epoch']} by validation {config.select_on}",
+        file=text,
     )
     best = next((e for e in trainer.history if e["epoch"] == summary["best_epoch"]), None)
-    if summary["best_valid"] is not None:
-        print_metrics("valid", summary["best_valid"])
-        line = bound_line(config.penalty, best and best.get("bound_estimate"), "valid")
-        if line:
-            print(f"       {line}")
-    if summary["test"] is not None:
-        print_metrics("test ", summary["test"])
-        if config.penalty != "none":
-            value = trainer.bound_estimate(trainer.predict("test"))
-            print(f"       {bound_line(config.penalty, value, 'test')}")
-    print(
-        f"checkpoints: {out_dir / 'best.pt'}, {out_dir / 'last.pt'}; metrics: "
-        f"{out_dir / 'metrics.json'}"
+    valid_bound = best and best.get("bound_estimate")
+    test_bound = None
+    with contextlib.redirect_stdout(text):
+        if summary["best_valid"] is not None:
+            print_metrics("valid", summary["best_valid"])
+            line = bound_line(config.penalty, valid_bound, "valid")
+            if line:
+                print(f"       {line}")
+        if summary["test"] is not None:
+            print_metrics("test ", summary["test"])
+            if config.penalty != "none":
+                test_bound = trainer.bound_estimate(trainer.predict("test"))
+                print(f"       {bound_line(config.penalty, test_bound, 'test')}")
+    best_path, last_path, metrics_path = (
+        out_dir / n for n in ("best.pt", "last.pt", "metrics.json")
     )
+    print(f"metrics: {metrics_path}; last epoch: {last_path}", file=text)
+    print("best checkpoint (for mdmest evaluate --checkpoint):", file=text)
+    if args.json:
+        emit_json(
+            {
+                "model": args.model,
+                "penalty": config.penalty,
+                "weight": config.penalty_weight,
+                "data": spec,
+                **{k: summary.get(k) for k in ("epochs_run", "stopped_early", "best_epoch")},
+                "valid": summary["best_valid"],
+                "test": summary["test"],
+                "bound_estimate": {"valid": valid_bound, "test": test_bound},
+                "checkpoint": str(best_path),
+                "last": str(last_path),
+                "metrics": str(metrics_path),
+            },
+            None,
+        )
+    # Last, alone on its line: what `mdmest evaluate --checkpoint` takes (`| tail -n 1`).
+    print(best_path, file=text)
     return 0
