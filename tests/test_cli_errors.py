@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import mdmest
 from mdmest.cli import main
@@ -373,7 +374,8 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started on a bad input")
 
-    monkeypatch.setattr(mdmest.estimation, "_train", refuse)
+    monkeypatch.setattr(torch.optim, "Adam", refuse)  # the critic's optimiser: training
+    monkeypatch.setattr(torch.optim, "AdamW", refuse)
     from mdmest.fusion.training import Trainer
 
     monkeypatch.setattr(Trainer, "fit", refuse)
@@ -421,7 +423,8 @@ def test_an_error_in_training_keeps_its_traceback(inputs, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("a bug in the training loop")
 
-    monkeypatch.setattr(mdmest.estimation, "_train", broken)
+    monkeypatch.setattr(torch.optim, "Adam", broken)  # the critic's optimiser: training
+    monkeypatch.setattr(torch.optim, "AdamW", broken)
     with pytest.raises(ValueError, match="a bug in the training loop") as raised:
         main(["estimate", str(inputs / "good.npz"), "--steps", "2", "--no-progress"])
     assert not isinstance(raised.value, mdmest.EstimateInputError)

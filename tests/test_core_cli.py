@@ -95,17 +95,19 @@ def test_estimate_decomposition_option(tmp_path):
     assert record["value"] == pytest.approx(decayed.value)
     plain = mdmest.estimate(views, "dv", decomposition="tree", steps=5, progress=False)
     # The trained critics differ (the value may be a closed-form bound common to both).
-    assert decayed.candidates["default"] != pytest.approx(plain.candidates["default"])
+    assert decayed.candidates["critic"].test != pytest.approx(plain.candidates["critic"].test)
     assert main([*argv, "--thorough", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
     # 0.5 nats: below 1.5, so weight decay; the bounds need no training.
     assert set(record["candidates"]) == {
-        "default",
+        "critic",
         "weight_decay",
         "size_bound",
         "gaussian_copula",
     }
-    assert record["value"] == max(record["candidates"].values())
+    validation = {k: v["validation"] for k, v in record["candidates"].items()}
+    assert validation[record["chosen"]] == max(validation.values())
+    assert record["value"] == record["candidates"][record["chosen"]]["test"]
 
 
 def exit_status(argv) -> int:

@@ -100,12 +100,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-refit",
         action="store_true",
-        help="for dv and f: report the first run as it is (by default a critic that overfits is "
-        "trained again with weight decay 0.3, with 3+ views at 1.5+ nats as a tree, or, where "
-        "the views' sizes show more, with a critic that also reads them, and if weight decay "
-        "still overfits with weight decay 1.0; one still learning is trained as long again; the "
-        "bounds from the views' sizes and of a Gaussian fitted in the copula transform are "
-        "candidates too; the largest value is kept)",
+        help="for dv and f: only the trained critic is a candidate (by default refits where it "
+        "overfits or still learns, and two bounds that need no training, are candidates too; the "
+        "one with the highest validation value is chosen and read on the test rows)",
     )
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (>= 0)")
@@ -249,15 +246,10 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
 
 
 def _candidates(result) -> tuple[str | None, dict]:
-    """The candidate reported and every candidate's values: ``chosen`` and ``{name: {"validation":
-    ..., "test": ...}}`` where the result has them, else the largest of ``{name: value}``."""
-    candidates = getattr(result, "candidates", None) or {}
-    chosen = getattr(result, "chosen", None)
-    if chosen is None and candidates:
-        numeric = {k: v for k, v in candidates.items() if isinstance(v, (int, float))}
-        if numeric:
-            chosen = max(numeric, key=numeric.get)
-    return chosen, candidates
+    """The candidate reported and every candidate's values, as in ``result.to_dict()``:
+    ``{name: {"validation": ..., "validation_stderr": ..., "test": ..., "test_stderr": ...}}``."""
+    record = result.to_dict()
+    return record.get("chosen"), record.get("candidates") or {}
 
 
 def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
@@ -267,10 +259,10 @@ def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
         f"{args.measure} estimate over views {names}: {result.value:.4f}{spread} {unit}", file=file
     )
     if spread:
-        print("(± one standard error on the held-out rows)", file=file)
+        print("(± one standard error on the test rows)", file=file)
     print(
         f"rows: {result.n_train} training, {result.n_validation} validation, {result.n_test} "
-        f"held-out; transform: {result.transform or 'none'}",
+        f"test; transform: {result.transform or 'none'}",
         file=file,
     )
     chosen, candidates = _candidates(result)
@@ -286,7 +278,7 @@ def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
         mark = "  (reported)" if name == chosen else ""
         print(f"  candidate {name}: {shown} {unit}{mark}", file=file)
     if chosen is not None:
-        print(f"reported: the value of {chosen}", file=file)
+        print(f"chosen on the validation rows: {chosen}; its test value is reported", file=file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -320,21 +312,7 @@ def _report(result, args: argparse.Namespace, names: list[str], views: list[np.n
         "decomposition": getattr(result.measure, "decomposition", None),
         "options": {k: v for k, v in vars(args).items() if k not in ("files", "out", "json")},
     }
-    chosen, candidates = _candidates(result)
-    if chosen is not None:
-        record["chosen"] = chosen
-    if candidates:
-        record["candidates"] = _plain(candidates)
     if args.out and args.out != "-":
         emit_json(record, args.out)
     if as_json:
         emit_json(record, None)
-
-
-def _plain(value):
-    """Candidates as JSON numbers (a NaN or Inf as null)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    return value

@@ -279,7 +279,7 @@ def _run_job(
                 progress=False,
                 negatives=config.negatives,
                 sampler=SAMPLERS[config.sampler],
-                refit=False,  # every measure the same budget
+                candidates=["critic"],  # every measure its own trained critic, same budget
                 **MEASURE_OPTIONS[name],
             )
             value = result.value
