@@ -112,7 +112,7 @@ def _thorough_tree(data: Prepared, done: Done) -> bool:
 
 
 def _closed_form(data: Prepared, done: Done) -> bool:
-    rows = min(len(data.split.validation), len(data.split.test))
+    rows = min(len(data.parts["validation"][0]), len(data.parts["test"][0]))
     return data.kl_by_name and rows >= data.config.closed_form_min_rows
 
 

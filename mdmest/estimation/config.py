@@ -23,7 +23,8 @@ class EstimateConfig:
     ----------
     validation_fraction : float
         Share of the rows not held out for the test value that become validation rows (the
-        rows every choice is made on). Default 0.125: at 10,000 rows, 1,000 validation rows.
+        rows every choice is made on: one half picks each critic's kept state and shrinkage,
+        the other the candidate). Default 0.125: at 10,000 rows, 1,000 validation rows.
     few_rows, few_rows_validation_fraction : int, float
         Below ``few_rows`` rows outside the test part, ``few_rows_validation_fraction`` of them
         (0.25) are validation rows instead: with few rows the critic overfits within a few

@@ -26,7 +26,7 @@ from mdmest.estimation.training import _cuda, _evaluated, _go_cross_rank, _parts
 
 __all__ = ["Prepared", "Outcome", "prepare", "train_critic", "measure_outcome"]
 
-PARTS = ("train", "validation", "test")
+PARTS = ("train", "tuning", "validation", "test")
 
 
 @dataclass
@@ -34,8 +34,10 @@ class Prepared:
     """The rows of one ``estimate`` call, prepared once and shared by every candidate.
 
     ``arrays`` holds the views after the transform fitted on the training rows (float64,
-    all rows); ``parts`` the same rows as tensors on the device, by part ("train",
-    "validation", "test"). ``measure`` is the name asked for or the caller's instance.
+    all rows); ``parts`` the same rows as tensors on the device, by part: "train", the two
+    halves of the validation rows ("tuning": each critic's kept state and shrinkage;
+    "validation": the choice among candidates) and "test". ``measure`` is the name asked for
+    or the caller's instance.
     """
 
     measure: object
@@ -77,8 +79,16 @@ class Prepared:
 
     def rows(self, part: str) -> list[np.ndarray]:
         """The transformed rows of one part as float64 arrays."""
-        positions = getattr(self.split, part)
+        positions = _positions(self.split, part)
         return [a[positions] for a in self.arrays]
+
+
+def _positions(split: _Split, part: str) -> np.ndarray:
+    """Row positions of a part; the validation rows are halved into "tuning" and "validation"."""
+    if part in ("tuning", "validation"):
+        half = len(split.validation) // 2
+        return split.validation[:half] if part == "tuning" else split.validation[half:]
+    return getattr(split, part)
 
 
 def prepare(arrays, measure, measure_kwargs: dict, options: dict, config, transform, dtype, device):
@@ -91,7 +101,8 @@ def prepare(arrays, measure, measure_kwargs: dict, options: dict, config, transf
     tensors = [torch.as_tensor(a).to(device=device, dtype=dtype) for a in arrays]
     parts = {
         part: [
-            t.index_select(0, torch.as_tensor(getattr(split, part), device=device)) for t in tensors
+            t.index_select(0, torch.as_tensor(_positions(split, part), device=device))
+            for t in tensors
         ]
         for part in PARTS
     }
@@ -167,8 +178,8 @@ def train_critic(
     start_from: Outcome | None = None,
     lr_factor: float = 1.0,
 ) -> Outcome:
-    """Train one critic on the training rows (the best state on the validation rows kept) and
-    value it there. Options left ``None`` are the call's own; ``start_from`` trains a copy of
+    """Train one critic on the training rows (the best state on the tuning rows kept) and value
+    it on the validation rows. Options left ``None`` are the call's own; ``start_from`` trains a copy of
     that outcome's measure further, with a fresh optimiser."""
     options = data.options
     decomposition = options["decomposition"] if decomposition is None else decomposition
@@ -196,7 +207,7 @@ def train_critic(
         measure.generator = generator
         try:
             history, seconds = _train(
-                measure, data.parts["train"], data.parts["validation"], options["steps"],
+                measure, data.parts["train"], data.parts["tuning"], options["steps"],
                 options["batch_size"], options["lr"] * lr_factor, options["lr_schedule"],
                 weight_decay, auto, options["progress"], generator,
                 data.config.product_grad_rows,

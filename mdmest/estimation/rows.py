@@ -53,9 +53,10 @@ def part_sizes(
 
 def _sizes_ok(sizes: tuple[int, int, int], num_views: int) -> bool:
     # Each part is one batch somewhere (a value, a validation check), and the shifted sampler
-    # needs at least as many rows as views.
+    # needs at least as many rows as views; the validation rows are halved (tuning, choice).
     need = max(2, num_views)
-    return min(sizes) >= need
+    n_train, n_val, n_test = sizes
+    return min(n_train, n_test) >= need and n_val >= 2 * need
 
 
 def minimum_rows(
