@@ -15,7 +15,7 @@ training step is compared with the run's median step (``EstimateResult.step_seco
 library records it). Outputs under ``--out``:
 
 - ``task_suite_runs.jsonl``: one record per (task, estimator, seed, rows), with
-  ``result.candidates`` where ``estimate`` trained more than once; appended as each run finishes
+  each candidate's validation and test values and the one chosen; appended as each run finishes
   (:class:`mdmest.experiments.RunRecords`), and runs already recorded are skipped, so an
   interrupted run continues where it stopped. The ``task_suite_runs.csv`` of earlier releases in
   the same folder is read first, as runs already recorded (never written);
@@ -118,13 +118,14 @@ def run_one(
 
     ``estimate_options``: options of ``mdmest.estimate`` for the ``mdmest`` runs.
     """
-    step_seconds, candidates = None, None
+    step_seconds, candidates, chosen = None, None, None
     start = time.perf_counter()
     if estimator == "mdmest":
         result = estimate(views, "dv", seed=seed, progress=False, **(estimate_options or {}))
         value = result.value
         step_seconds = getattr(result, "step_seconds", None)
-        candidates = result.candidates
+        record = result.to_dict()
+        candidates, chosen = record["candidates"], record["chosen"]
     elif estimator == "infonce":
         value = infonce(views, steps=infonce_steps, seed=seed)
     elif estimator == "ksg":
@@ -138,8 +139,9 @@ def run_one(
         "seconds": seconds,
         "step_max": float(steps.max()) if steps.size else None,
         "step_median": float(np.median(steps)) if steps.size else None,
-        # Every run's held-out value where estimate trained more than one (refit, thorough).
+        # Each candidate's validation and test value, and the one chosen on validation.
         "candidates": candidates or None,
+        "chosen": chosen,
     }
 
 

@@ -106,43 +106,6 @@ def test_accuracy_ladder_reads_the_csv_of_earlier_releases(tmp_path):
     assert empty.returncode == 2 and "no results at" in empty.stderr
 
 
-def test_derive_thorough_applies_the_rule_of_thorough_estimates(tmp_path):
-    runs = [  # setting, K, d, level, seed, estimate, seconds
-        ("dv", 2, 5, 4.0, 0, 3.9, 10),  # two views at >= 1.5 nats: no alternative
-        ("dv", 2, 5, 1.0, 0, 0.9, 10),  # below 1.5 nats: weight decay, the larger
-        ("dv_wd", 2, 5, 1.0, 0, 0.95, 20),
-        ("dv_tree_wd", 2, 5, 1.0, 0, 0.99, 20),  # not the alternative here: ignored
-        ("dv", 3, 5, 4.0, 0, 3.6, 10),  # K >= 3 at >= 1.5 nats: tree + decay, the larger
-        ("dv_tree_wd", 3, 5, 4.0, 0, 3.9, 20),
-        ("dv_wd", 3, 5, 4.0, 0, 3.95, 20),  # not the alternative here: ignored
-        ("dv_tree", 3, 5, 4.0, 0, 3.97, 20),  # nor is the tree without decay
-        ("dv", 3, 5, 4.0, 1, 3.8, 10),
-        ("dv_tree_wd", 3, 5, 4.0, 1, 3.7, 20),
-        ("dv", 4, 5, 4.0, 0, 3.5, 10),  # the alternative's row is missing: skipped
-        ("dv_tree", 4, 5, 4.0, 0, 3.9, 20),
-    ]
-    _old_ladder_csv(tmp_path / "ladder_runs.csv", runs)
-    argv = ["--summarize", "--derive-thorough", "--no-plot", "--out", str(tmp_path)]
-    assert "derived 4 dv_thorough rows" in _ok(run_script("accuracy_ladder", *argv))
-    assert "derived 0 dv_thorough rows" in _ok(run_script("accuracy_ladder", *argv))
-    thorough = {
-        (r["views"], r["true_tc"], r["seed"]): (r["estimate"], r["seconds"])
-        for r in _runs(tmp_path / "ladder_runs.jsonl")
-    }
-    assert thorough == {
-        (2, 4.0, 0): (3.9, 10),
-        (2, 1.0, 0): (0.95, 30),
-        (3, 4.0, 0): (3.9, 30),
-        (3, 4.0, 1): (3.8, 30),
-    }
-    targets = (tmp_path / "ladder_targets.md").read_text()
-    head = (
-        "| K | d | true TC | dv_thorough mean ± std | rel. error | dv rel. error "
-        "| dv_wd rel. error | dv_tree_wd rel. error |"
-    )
-    assert targets.startswith(head)
-
-
 def test_accuracy_ladder_runs_in_worker_processes(tmp_path):
     argv = [*TINY_LADDER, "--seeds", "2", "--settings", "dv,plugin_heldout", "--workers", "2"]
     _ok(run_script("accuracy_ladder", *argv, "--no-plot", "--out", str(tmp_path)))

@@ -36,7 +36,7 @@ def test_estimate_reads_npz_and_writes_json(tmp_path, capsys):
     assert record["train_bound"] > 0
     out = capsys.readouterr().out
     assert f"dv estimate over views ['text', 'audio']: {record['value']:.4f} ± " in out
-    assert "rows: 1800 training, 600 validation, 600 held-out; transform: whitened_copula" in out
+    assert "rows: 1800 training, 600 validation, 600 test; transform: whitened_copula" in out
 
 
 def test_estimate_reads_one_npy_per_view(tmp_path):
@@ -98,13 +98,9 @@ def test_estimate_decomposition_option(tmp_path):
     assert decayed.candidates["critic"].test != pytest.approx(plain.candidates["critic"].test)
     assert main([*argv, "--thorough", "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    # 0.5 nats: below 1.5, so weight decay; the bounds need no training.
-    assert set(record["candidates"]) == {
-        "critic",
-        "weight_decay",
-        "size_bound",
-        "gaussian_copula",
-    }
+    # 0.5 nats: below 1.5, so weight decay (the bounds that need no training want 100 rows in
+    # each of the validation half and the test part, more than these few rows give).
+    assert {"critic", "weight_decay"} <= set(record["candidates"])
     validation = {k: v["validation"] for k, v in record["candidates"].items()}
     assert validation[record["chosen"]] == max(validation.values())
     assert record["value"] == record["candidates"][record["chosen"]]["test"]

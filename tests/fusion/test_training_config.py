@@ -151,8 +151,9 @@ def test_an_explicit_normalize_is_respected(dataset):
 
 def test_the_normalisation_rule_applies_to_wasserstein_only():
     unbounded = UnboundedEFLSTM(6, 74, 47, **TINY_MODEL)
-    for penalty in ("none", "dv", "f"):
+    assert TrainConfig(penalty="none", measure_kwargs={}).effective_measure_kwargs(unbounded) == {}
+    for penalty in ("dv", "f"):  # the paper's objective for the Trainer, nothing about scale
         config = TrainConfig(penalty=penalty, measure_kwargs={})
-        assert config.effective_measure_kwargs(unbounded) == {}
+        assert config.effective_measure_kwargs(unbounded) == {"critic_objective": penalty}
     config = TrainConfig(penalty="wasserstein", measure_kwargs={"negatives": 4})
     assert config.effective_measure_kwargs(unbounded) == {"negatives": 4, "normalize": True}
