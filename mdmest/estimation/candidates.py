@@ -104,7 +104,10 @@ def _extends(data: Prepared, done: Done) -> bool:
 
 
 def _thorough_weight_decay(data: Prepared, done: Done) -> bool:
-    return data.kl_by_name and "weight_decay" not in done and not _strong(data, done)
+    """Below ``config.split_nats`` (any number of views): weight decay helps weak dependency; two
+    views above it have no alternative."""
+    weak = done["critic"].validation[0] < data.config.split_nats
+    return data.kl_by_name and "weight_decay" not in done and weak
 
 
 def _thorough_tree(data: Prepared, done: Done) -> bool:
