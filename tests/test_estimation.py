@@ -152,12 +152,13 @@ def test_held_out_value_averages_many_product_draws(three_views):
 
 def test_auto_negatives_grow_with_strong_dependency_only():
     strong = correlated_pair(0.99, 2).sample(4000, seed=7)  # 3.9 nats on 2 features
-    grown = mdmest.estimate(strong, "dv", steps=400, batch_size=64, progress=False)
+    critic = dict(steps=400, batch_size=64, candidates=["critic"], progress=False)
+    grown = mdmest.estimate(strong, "dv", **critic)
     assert grown.measure.negatives > 1
     independent = gaussian_task_with_tc(0.0, (2, 2)).sample(4000, seed=7)
-    kept = mdmest.estimate(independent, "dv", steps=400, batch_size=64, progress=False)
+    kept = mdmest.estimate(independent, "dv", **critic)
     assert kept.measure.negatives == 1
-    fixed = mdmest.estimate(strong, "dv", steps=400, batch_size=64, negatives=1, progress=False)
+    fixed = mdmest.estimate(strong, "dv", negatives=1, **critic)
     assert fixed.measure.negatives == 1
 
 
@@ -229,7 +230,7 @@ def test_small_samples_never_read_far_below_zero():
         assert result.stderr > 0
 
 
-def tests(result) -> dict:
+def _test_values(result) -> dict:
     """Each candidate's test value."""
     return {name: c.test for name, c in result.candidates.items()}
 
@@ -276,7 +277,7 @@ def test_refit_reads_the_views_sizes_where_heavy_tails_share_one_scale():
     task = StudentTTask((10, 10), dof=3)
     views = task.sample(5000, seed=0)
     result = mdmest.estimate(views, "dv", steps=300, progress=False)
-    values = tests(result)
+    values = _test_values(result)
     assert set(values) == {"critic", "view_sizes", "size_bound", "gaussian_copula"}
     assert values["view_sizes"] > 3 * values["critic"]
     assert 0.5 * task.total_correlation < result.value < task.total_correlation + 0.05
