@@ -165,7 +165,7 @@ CASES = {
     ),
     "estimate/too-few-rows": (
         ["estimate", "{d}/few.npz"],
-        "7 rows are too few: with 2 views and test_fraction=0.2, estimate needs at least 8 rows",
+        "7 rows are too few: with 2 views and test_fraction=0.2, estimate needs at least 17 rows",
     ),
     "estimate/nan": (["estimate", "{d}/nan.npz"], "view 1 (a) contains NaN or Inf values"),
     # -- mdmest demo -----------------------------------------------------------------------------
