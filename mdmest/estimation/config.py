@@ -111,7 +111,7 @@ class EstimateConfig:
                 raise ValueError(
                     f"EstimateConfig.{item.name} must be a finite number >= 0, got {value!r}"
                 )
-            if "int" in str(item.type) and not isinstance(value, numbers.Integral):
+            if isinstance(item.default, int) and not isinstance(value, numbers.Integral):
                 raise TypeError(f"EstimateConfig.{item.name} must be an int, got {value!r}")
         for name in ("validation_fraction", "few_rows_validation_fraction"):
             if not 0 < getattr(self, name) < 1:
