@@ -18,7 +18,8 @@ Each (task, estimator, rows) result is one JSON line of ``runs.jsonl`` under ``-
 with one write and an fsync; lines already there are skipped, so an interrupted run continues
 where it stopped; a torn last line is ignored). From the lines of this draw the script writes
 ``random_tasks.md`` (per task: structure, K, dims, truth ± its Monte Carlo standard error, each
-estimator's value, relative error and seconds; then the summary), ``random_tasks_summary.json``
+estimator's value, relative error and seconds, and for mdmest the candidate its value came from;
+then the summary), ``random_tasks_summary.json``
 and ``random_tasks.png`` (relative error against the true TC, coloured by structure, one panel per
 estimator).
 
@@ -89,16 +90,49 @@ def touches_judging(seeds: Sequence[int]) -> bool:
     return bool(set(seeds) & set(JUDGING_SEEDS))
 
 
-def run_one(name: str, views: Sequence[np.ndarray], args) -> float:
+def run_one(name: str, views: Sequence[np.ndarray], args) -> tuple[float, dict]:
+    """The estimator's value, and for mdmest what else the record keeps: the candidate its value
+    came from, and each candidate's validation and test values."""
     if name == "mdmest":
-        return float(estimate(views, "dv", progress=False, seed=0).value)
+        result = estimate(views, "dv", progress=False, seed=0)
+        candidates = {
+            k: {"validation": c.validation, "test": c.test} for k, c in result.candidates.items()
+        }
+        return float(result.value), {"chosen": result.chosen, "candidates": candidates}
     if name == "ksg":
-        return ksg(views, k=3, seed=0)
+        return ksg(views, k=3, seed=0), {}
     if name == "infonce":
-        return infonce(views, seed=0)
+        return infonce(views, seed=0), {}
     if name == "mine":
-        return mine(views, seed=0)
+        return mine(views, seed=0), {}
     raise ValueError(f"unknown estimator {name!r}; valid values are {ESTIMATORS}")
+
+
+def without(records: Sequence[dict], candidate: str) -> list[dict]:
+    """mdmest's records as the defaults without ``candidate`` would have read them: the recorded
+    candidate with the highest validation value among the others, its test value (estimator
+    ``mdmest-without-<candidate>``; seconds as run, with it). Exact for a candidate whose outcome
+    no later candidate's condition reads, such as "deeper"."""
+    derived = []
+    for r in records:
+        if r["estimator"] != "mdmest" or not r.get("candidates"):
+            continue
+        others = {k: c for k, c in r["candidates"].items() if k != candidate}
+        if not others:
+            continue
+        chosen = max(others, key=lambda k: others[k]["validation"])
+        value = others[chosen]["test"]
+        derived.append(
+            {
+                **r,
+                "estimator": f"mdmest-without-{candidate}",
+                "chosen": chosen,
+                "value": value,
+                "error": value - r["truth"],
+                "rel_error": (value - r["truth"]) / r["truth"],
+            }
+        )
+    return derived
 
 
 def read_runs(path: Path) -> list[dict]:
@@ -153,7 +187,7 @@ def run_draw(args, seeds: Sequence[int], path: Path) -> None:
         views = task.sample(args.rows, seed=DATA_SEED + seed)
         for name in names:
             start = time.perf_counter()
-            value = run_one(name, views, args)
+            value, extra = run_one(name, views, args)
             seconds = time.perf_counter() - start
             truth = task.total_correlation
             record = {
@@ -173,6 +207,7 @@ def run_draw(args, seeds: Sequence[int], path: Path) -> None:
                 "rel_error": (value - truth) / truth,
                 "seconds": seconds,
             }
+            record.update(extra)
             append_record(path, record)
             if not args.no_progress:
                 print(
@@ -209,6 +244,8 @@ def summarize(records: Sequence[dict], seeds: Sequence[int], args) -> dict:
             "rel_error": r["rel_error"],
             "seconds": r["seconds"],
         }
+        if r.get("chosen"):
+            entry[r["estimator"]]["chosen"] = r["chosen"]
     tasks = [by_task[s] for s in sorted(by_task)]
     summary = {}
     for name in args.estimators:
@@ -327,8 +364,9 @@ def format_markdown(result: dict, estimators: Sequence[str]) -> str:
         cells = []
         for n in present:
             e = t.get(n)
+            chosen = f" ({e['chosen']})" if e and e.get("chosen") else ""
             cells.append(
-                f"{e['value']:.3f} | {e['rel_error']:+.1%} | {e['seconds']:.1f}"
+                f"{e['value']:.3f}{chosen} | {e['rel_error']:+.1%} | {e['seconds']:.1f}"
                 if e
                 else "– | – | –"
             )
@@ -468,6 +506,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="allow seeds of the judging draw (never for tuning)",
     )
+    parser.add_argument(
+        "--without",
+        default=None,
+        metavar="CANDIDATE",
+        help="also summarise mdmest as the defaults without this candidate would have read, "
+        "from the candidates' recorded values (no rerun)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="default: docs/results/random_tasks_<draw>")
     parser.add_argument("--summarize", action="store_true", help="only rebuild the outputs")
@@ -495,7 +540,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = out / "runs.jsonl"
     if not args.summarize:
         run_draw(args, seeds, path)
-    result = summarize(read_runs(path), seeds, args)
+    records = read_runs(path)
+    if args.without:
+        ablation = f"mdmest-without-{args.without}"
+        records += without(records, args.without)
+        args.estimators = [*args.estimators, ablation]
+    result = summarize(records, seeds, args)
     if not result["tasks"]:
         parser.error(f"no records of draw {label} at {args.rows} rows in {path}")
     result["targets"] = [

@@ -248,7 +248,8 @@ def test_benchmark_records_resumes_and_summarises(bench, tmp_path, monkeypatch):
 
     def run_one(name, views, args):
         calls.append(name)
-        return {"mdmest": 1.05, "ksg": 0.7}[name] * current["task"].total_correlation
+        value = {"mdmest": 1.05, "ksg": 0.7}[name] * current["task"].total_correlation
+        return value, {"chosen": "critic"} if name == "mdmest" else {}
 
     seeds = [_first_seed("student_t", views=2), _first_seed("gaussian", views=3)]
     truths = {s: random_task(s).total_correlation for s in seeds}
@@ -265,6 +266,8 @@ def test_benchmark_records_resumes_and_summarises(bench, tmp_path, monkeypatch):
     )
     for r in records:
         assert r["rel_error"] == pytest.approx({"mdmest": 0.05, "ksg": -0.3}[r["estimator"]])
+        # Which candidate mdmest's value came from is recorded; peers have none.
+        assert r.get("chosen") == ("critic" if r["estimator"] == "mdmest" else None)
     # A torn last line is skipped, and a rerun appends nothing new.
     with open(out / "runs.jsonl", "a") as f:
         f.write('{"seed": 1, "estim')
@@ -286,6 +289,29 @@ def test_benchmark_records_resumes_and_summarises(bench, tmp_path, monkeypatch):
     assert (out / "random_tasks.png").stat().st_size > 1000
     text = (out / "random_tasks.md").read_text()
     assert "+5.0%" in text
+    # Records without candidates give no ablation rows; the option still summarises.
+    argv_without = [*argv, "--summarize", "--without", "deeper", "--no-plot"]
+    assert bench.main(["--seeds", f"{lo}-{hi}", *argv_without]) == 0
+    assert "critic" in (out / "random_tasks.md").read_text()
+
+
+def test_without_rereads_the_choice_among_the_other_recorded_candidates(bench):
+    record = {
+        "seed": 3, "estimator": "mdmest", "truth": 2.0, "value": 1.8, "chosen": "deeper",
+        "candidates": {
+            "critic": {"validation": 1.5, "test": 1.4},
+            "deeper": {"validation": 1.9, "test": 1.8},
+            "gaussian_copula": {"validation": 1.6, "test": 1.7},
+        },
+    }  # fmt: skip
+    peer = {"seed": 3, "estimator": "ksg", "truth": 2.0, "value": 1.0}
+    (derived,) = bench.without([record, peer], "deeper")
+    assert derived["estimator"] == "mdmest-without-deeper"
+    # The highest validation value among the others chooses; its test value is read.
+    assert derived["chosen"] == "gaussian_copula" and derived["value"] == 1.7
+    assert derived["rel_error"] == pytest.approx(-0.15)
+    assert record["value"] == 1.8 and record["estimator"] == "mdmest"  # not changed
+    assert bench.without([record], "size_bound")[0]["value"] == 1.8  # never chosen: the same
 
 
 def test_mine_reads_a_correlated_pair(bench):
