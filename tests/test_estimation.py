@@ -337,8 +337,36 @@ def test_refit_adds_nothing_where_the_critic_does_not_overfit():
         first.train_bound, critic.validation, critic.validation_stderr
     )
     assert result.candidates["critic"] == critic
-    # The bounds need no training.
-    assert set(result.candidates) == {"critic", "size_bound", "gaussian_copula"}
+    # No weight-decay refit; the deeper critic (the first one fits without overfitting), and the
+    # bounds that need no training.
+    assert set(result.candidates) == {"critic", "deeper", "size_bound", "gaussian_copula"}
+
+
+def test_deeper_candidate_trains_the_residual_critic_where_the_plain_one_fits():
+    from mdmest.critics import MLPCritic
+
+    views = gaussian_task_with_tc(1.0, (2, 2)).sample(5000, seed=0)
+    budget = dict(steps=300, progress=False)
+    result = mdmest.estimate(views, "dv", candidates=["critic", "deeper"], **budget)
+    first = mdmest.estimate(views, "dv", refit=False, **budget)
+    assert set(result.candidates) == {"critic", "deeper"}
+    assert result.candidates["critic"] == first.candidates["critic"]  # the first run is unchanged
+    validation = {k: v.validation for k, v in result.candidates.items()}
+    assert result.chosen == max(validation, key=validation.get)
+    assert result.value == result.candidates[result.chosen].test
+    deeper = result.candidates["deeper"]
+    assert deeper.trained and abs(deeper.test - 1.0) < 0.2
+    if result.chosen == "deeper":
+        critic = result.measure.critic
+        assert isinstance(critic, MLPCritic)
+        assert any(type(m).__name__ == "_ResidualBlock" for m in critic.modules())
+    # Not with the caller's own critic, a decomposition, or too few rows to refit.
+    own = mdmest.estimate(
+        views, "dv", candidates=["critic", "deeper"], critic=MLPCritic(4, hidden=(32,)), **budget
+    )
+    assert set(own.candidates) == {"critic"}
+    few = mdmest.estimate([v[:2000] for v in views], "dv", candidates=["deeper"], **budget)
+    assert set(few.candidates) == {"critic"}
 
 
 def test_overfits_needs_a_gap_beyond_the_bound_fraction_the_noise_and_a_floor():

@@ -127,8 +127,9 @@ def estimate(
     measure : str or DependencyMeasure
         "dv", "f" or "wasserstein" (built with ``measure_kwargs``), or a measure instance (the
         rows are cast to its parameters' dtype and moved to their device; only its own critic is
-        a candidate). By name, "dv" and "f" get a GELU critic, the "shifted" sampler and
-        ``negatives="auto"`` unless ``critic=``, ``sampler=`` or ``negatives=`` say otherwise.
+        a candidate). By name, "dv" and "f" get a GELU critic (and, where it does not overfit,
+        the residual "deeper" candidate), the "shifted" sampler and ``negatives="auto"`` unless
+        ``critic=``, ``sampler=`` or ``negatives=`` say otherwise.
     transform : str, optional
         A map of each view fitted on the training rows and applied to all rows before the
         critic. "copula": each feature's empirical distribution function, then the normal

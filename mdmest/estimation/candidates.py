@@ -103,6 +103,21 @@ def _extends(data: Prepared, done: Done) -> bool:
     )
 
 
+def _fits(data: Prepared, done: Done) -> bool:
+    """The recipe's plain critic (no critic or decomposition of the caller's), rows enough to
+    refit, and a first critic that does not overfit: its validation value is within the noise of
+    its training bound, so a critic of more capacity may fit more of the dependency."""
+    critic = done.get("critic")
+    return (
+        critic is not None
+        and data.kl_by_name
+        and "critic" not in data.measure_kwargs
+        and data.options["decomposition"] is None
+        and data.num_rows >= data.config.refit_min_rows
+        and not overfits(critic.train_bound, *critic.validation, data.config)
+    )
+
+
 def _thorough_weight_decay(data: Prepared, done: Done) -> bool:
     """Below ``config.split_nats`` (any number of views): weight decay helps weak dependency; two
     views above it have no alternative."""
@@ -135,6 +150,10 @@ def _decayed(name: str, tree: bool = False, strong: bool = False):
         return train_critic(data, name, weight_decay=decay, decomposition="tree" if tree else None)
 
     return run
+
+
+def _deeper(data: Prepared, done: Done) -> Outcome:
+    return train_critic(data, "deeper", deep=True)
 
 
 def _view_sizes(data: Prepared, done: Done) -> Outcome:
@@ -170,6 +189,12 @@ CRITIC = Candidate(
 )
 EXTENDED = Candidate(
     "extended", _extends, _extended, "the critic trained as long again where it was still learning"
+)
+DEEPER = Candidate(
+    "deeper",
+    _fits,
+    _deeper,
+    "a critic that fits without overfitting trained again with more capacity (residual blocks)",
 )
 WEIGHT_DECAY = Candidate(
     "weight_decay",
@@ -222,6 +247,7 @@ THOROUGH_TREE = Candidate(
 DEFAULT: tuple[Candidate, ...] = (
     CRITIC,
     EXTENDED,
+    DEEPER,
     WEIGHT_DECAY,
     TREE,
     VIEW_SIZES,
@@ -231,7 +257,7 @@ DEFAULT: tuple[Candidate, ...] = (
 )
 #: ``thorough=True``: the default, and the alternative the first value points to in any case.
 THOROUGH: tuple[Candidate, ...] = (
-    *DEFAULT[:4],
+    *DEFAULT[:5],
     VIEW_SIZES,
     STRONG_WEIGHT_DECAY,
     THOROUGH_WEIGHT_DECAY,

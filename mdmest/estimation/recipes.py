@@ -3,6 +3,7 @@ and the two rules that read a trained critic's run (it overfits; it is still lea
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -21,7 +22,14 @@ from mdmest.measures import (
 )
 from mdmest.transforms import TRANSFORMS, CommonScale, GaussianCopula, fit_common_scale
 
-__all__ = ["overfits", "still_rising", "KL_RECIPE_MEASURES", "DECOMPOSITION_CHOICES"]
+__all__ = [
+    "overfits",
+    "still_rising",
+    "KL_RECIPE_MEASURES",
+    "DECOMPOSITION_CHOICES",
+    "PLAIN_CRITIC",
+    "DEEP_CRITIC",
+]
 
 #: Measures that ``estimate`` builds, unless told otherwise, with the accuracy ladder's best recipe:
 #: the "shifted" sampler and a GELU critic (see docs/benchmarks.md, "Accuracy ladder").
@@ -31,19 +39,26 @@ _DEFAULTS = EstimateConfig()
 
 
 def _recipe(
-    name: str, dims: list[int], decomposition, negatives, options: dict, view_sizes: bool = False
+    name: str,
+    dims: list[int],
+    decomposition,
+    negatives,
+    options: dict,
+    view_sizes: bool = False,
+    deep: bool = False,
 ):
     """The measure built by name with the ladder's recipe, and whether its negatives adapt; with
-    ``view_sizes`` (the last refit, no decomposition), a critic that also reads each view's size."""
+    ``view_sizes`` (the last refit, no decomposition), a critic that also reads each view's size;
+    with ``deep``, the residual critic (:data:`DEEP_CRITIC`) instead of the plain one."""
     options = dict(options)
     if name in KL_RECIPE_MEASURES:
         options.setdefault("sampler", "shifted")
         if "critic" not in options:
             # A decomposed measure calls the factory once per term.
             options["critic"] = (
-                _recipe_critic
+                functools.partial(_recipe_critic, deep=deep)
                 if decomposition
-                else _recipe_critic(sum(dims), view_dims=dims if view_sizes else None)
+                else _recipe_critic(sum(dims), view_dims=dims if view_sizes else None, deep=deep)
             )
     if negatives not in (None, "auto"):
         options["negatives"] = negatives
@@ -70,8 +85,19 @@ def _auto_negatives(measure, negatives, by_name: bool) -> bool:
     return negatives == "auto"
 
 
-def _recipe_critic(in_features: int, view_dims: list[int] | None = None) -> MLPCritic:
-    return MLPCritic(in_features, activation="gelu", view_dims=view_dims)
+#: The plain critic of the recipe: a GELU MLP of two hidden layers of 256.
+PLAIN_CRITIC = dict(hidden=(256, 256), activation="gelu")
+#: The deeper critic the "deeper" candidate trains where the plain one fits without overfitting:
+#: four pre-norm residual blocks of 128 with LayerNorm (about the plain critic's cost per step; it
+#: fits multi-modal and sign-symmetric dependency that the plain one underfits in 2000 steps, and
+#: overfits wide views faster: docs/results/critic_capacity.md).
+DEEP_CRITIC = dict(hidden=(128, 128, 128, 128), activation="gelu", residual=True, layer_norm=True)
+
+
+def _recipe_critic(
+    in_features: int, view_dims: list[int] | None = None, deep: bool = False
+) -> MLPCritic:
+    return MLPCritic(in_features, view_dims=view_dims, **(DEEP_CRITIC if deep else PLAIN_CRITIC))
 
 
 def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:
