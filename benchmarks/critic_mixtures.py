@@ -12,7 +12,7 @@ Usage (one process, one thread; times are those of a shared machine)::
     python benchmarks/critic_mixtures.py --summarize --out critic_mixtures_runs.jsonl
     python benchmarks/critic_mixtures.py --variants resln128x4 --tasks r10,g2_10x10 --seeds 1
 
-Variants (joined with +): default, lrX, stepsN, bsN, copula, notransform, std, constlr, negN,
+Variants (joined with +): default, js, lrX, stepsN, bsN, copula, notransform, std, constlr, negN,
 wdX, wSIZExDEPTH, heSIZExDEPTH, lnSIZExDEPTH, resSIZExDEPTH, reslnSIZExDEPTH. Tasks: TASKS,
 GAUSSIAN, and rSEED for a seed of the random TUNING draw (the judging draw is refused).
 Results: docs/results/critic_mixtures.md.
@@ -145,6 +145,8 @@ def options(variant: str, dims: list[int]) -> dict:
             out["transform"] = None
         elif change == "std":  # each feature standardised (in run), then no transform
             out["transform"] = None
+        elif change == "js":  # the critic trained by logistic regression, the DV bound read
+            out["critic_objective"] = "js"
         elif change == "constlr":
             out["lr_schedule"] = None
         elif change.startswith("he"):  # he256x2: the MLP with He (Kaiming) initialisation
@@ -187,14 +189,14 @@ def options(variant: str, dims: list[int]) -> dict:
     return out
 
 
-def run(name: str, variant: str, seed: int, rows: int) -> dict:
+def run(name: str, variant: str, seed: int, rows: int, data_seed: int | None = None) -> dict:
     import torch
 
     from mdmest import estimate
 
     torch.set_num_threads(1)
     t = task(name)
-    views = t.sample(rows, seed=100 + seed)
+    views = t.sample(rows, seed=100 + seed if data_seed is None else data_seed)
     torch.manual_seed(seed)
     opts = options(variant, t.dims)
     if "std" in variant.split("+"):
@@ -248,6 +250,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="critic_mixtures_runs.jsonl")
     parser.add_argument("--summarize", action="store_true")
     parser.add_argument("--truths", action="store_true")
+    parser.add_argument(
+        "--data-seed", type=int, default=None, help="sample every run's rows with this seed "
+        "(default: 100 + the run's seed)"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     names = args.tasks.split(",")
     if args.truths:
@@ -259,7 +265,7 @@ def main(argv=None) -> None:
         for variant in args.variants.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 for n in names:
-                    record = run(n, variant, seed, args.rows)
+                    record = run(n, variant, seed, args.rows, args.data_seed)
                     record["truth"] = truths[n]
                     with open(args.out, "a") as f:
                         f.write(json.dumps(record) + "\n")
