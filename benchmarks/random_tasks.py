@@ -330,7 +330,11 @@ def targets(result: dict) -> list[tuple[str, bool | None, str]]:
         ),
     ]
     common = result["two_view_common"]
-    peers = {n: v for n, v in common["mean_abs_rel"].items() if n != "mdmest" and v is not None}
+    peers = {
+        n: v
+        for n, v in common["mean_abs_rel"].items()
+        if n in PEERS and v is not None  # not mdmest, nor an ablation of it (--without)
+    }
     if peers and common["mean_abs_rel"].get("mdmest") is not None:
         best = min(peers, key=peers.get)
         ours = common["mean_abs_rel"]["mdmest"]
