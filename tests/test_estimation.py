@@ -367,6 +367,11 @@ def test_deeper_candidate_trains_the_residual_critic_where_the_plain_one_fits():
     assert set(own.candidates) == {"critic"}
     few = mdmest.estimate([v[:2000] for v in views], "dv", candidates=["deeper"], **budget)
     assert set(few.candidates) == {"critic"}
+    # Nor where the first critic learned nothing (independent views): nothing to fit better.
+    rng = np.random.default_rng(0)
+    independent = [rng.normal(size=(5000, 2)) for _ in range(2)]
+    flat = mdmest.estimate(independent, "dv", candidates=["deeper"], **budget)
+    assert set(flat.candidates) == {"critic"}
 
 
 def test_overfits_needs_a_gap_beyond_the_bound_fraction_the_noise_and_a_floor():

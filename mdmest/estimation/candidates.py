@@ -7,6 +7,7 @@ values are on the validation rows: nothing here reads the test rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -105,16 +106,21 @@ def _extends(data: Prepared, done: Done) -> bool:
 
 def _fits(data: Prepared, done: Done) -> bool:
     """The recipe's plain critic (no critic or decomposition of the caller's), rows enough to
-    refit, and a first critic that does not overfit: its validation value is within the noise of
-    its training bound, so a critic of more capacity may fit more of the dependency."""
+    refit, and a first critic that learned something (its validation value above three standard
+    errors and ``config.refit_gap_nats``) without overfitting (that value within the noise of its
+    training bound): a critic of more capacity may fit more of the dependency."""
     critic = done.get("critic")
+    if critic is None:
+        return False
+    value, stderr = critic.validation
+    noise = max(3 * stderr if math.isfinite(stderr) else 0.0, data.config.refit_gap_nats)
     return (
-        critic is not None
-        and data.kl_by_name
+        data.kl_by_name
         and "critic" not in data.measure_kwargs
         and data.options["decomposition"] is None
         and data.num_rows >= data.config.refit_min_rows
-        and not overfits(critic.train_bound, *critic.validation, data.config)
+        and value > noise
+        and not overfits(critic.train_bound, value, stderr, data.config)
     )
 
 
