@@ -19,7 +19,7 @@ All take K arrays of shapes (n, d_k), like :func:`mdmest.estimate`, and return n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +92,81 @@ def ksg(views: Sequence, k: int = 3, *, jitter: float = 1e-10, seed: int = 0) ->
     return float(digamma(k) + (len(arrays) - 1) * digamma(n) - total)
 
 
+# ----------------------------------------------------------------- shared by InfoNCE and MINE
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def _split_pair(
+    x: np.ndarray, y: np.ndarray, test_fraction: float, validation_fraction: float, seed: int
+) -> tuple[Pair, Pair, Pair]:
+    """Paired rows split once (seeded) into fitting, validation and held-out parts, each
+    standardised with the fitting rows' mean and std, as float32 tensors."""
+    x, y = (np.asarray(a, dtype=np.float64) for a in (x, y))
+    x, y = (a[:, None] if a.ndim == 1 else a for a in (x, y))
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(round(len(x) * test_fraction))
+    n_val = int(round((len(x) - n_test) * validation_fraction))
+    test_idx, val_idx, fit_idx = np.split(order, [n_test, n_test + n_val])
+
+    def part(idx: np.ndarray) -> Pair:
+        x_part, y_part = (
+            torch.as_tensor(_standardise(a[idx], a[fit_idx]), dtype=torch.float32) for a in (x, y)
+        )
+        return x_part, y_part
+
+    return part(fit_idx), part(val_idx), part(test_idx)
+
+
+def _fit_early_stopped(
+    critic: nn.Module,
+    fit: Pair,
+    batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    validation_value: Callable[[], float],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    check_every: int,
+    patience: int,
+    generator: torch.Generator,
+) -> None:
+    """Adam on minibatches of the fitting rows (reshuffled each epoch by ``generator``) for at most
+    ``steps`` steps; every ``check_every`` steps ``validation_value()`` is read, training stops
+    after ``patience`` checks without a better one, and the best critic is loaded."""
+    optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+    n_fit = len(fit[0])
+    per_epoch = n_fit // batch_size
+    best, best_state, since_best = -math.inf, None, 0
+    for step in range(steps):
+        if step % per_epoch == 0:
+            epoch = torch.randperm(n_fit, generator=generator)
+        idx = epoch[(step % per_epoch) * batch_size :][:batch_size]
+        loss = batch_loss(fit[0][idx], fit[1][idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % check_every == 0 or step + 1 == steps:
+            value = validation_value()
+            if value > best:
+                best, since_best = value, 0
+                best_state = {k: v.clone() for k, v in critic.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= patience:
+                    break
+    critic.load_state_dict(best_state)
+
+
+def _chain(pair: Callable[..., float], views: Sequence, options: dict) -> float:
+    """TC(X_1, …, X_K) = Σ_k I(X_1, …, X_k; X_{k+1}), each term ``pair(..., **options)``."""
+    arrays = _as_arrays(views)
+    total = 0.0
+    for k in range(1, len(arrays)):
+        total += pair(np.concatenate(arrays[:k], axis=1), arrays[k], **options)
+    return total
+
+
 # ------------------------------------------------------------------------------------ InfoNCE
 
 
@@ -151,50 +226,27 @@ def infonce_pair(
     into batches of ``batch_size`` rows (the last, shorter one dropped), so it is capped at
     log(batch_size), as in training.
     """
-    x, y = (np.asarray(a, dtype=np.float64) for a in (x, y))
-    x, y = (a[:, None] if a.ndim == 1 else a for a in (x, y))
-    n = len(x)
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
-    n_val = int(round((n - n_test) * validation_fraction))
-    n_fit = n - n_test - n_val
-    test_idx, val_idx, fit_idx = np.split(order, [n_test, n_test + n_val])
-    batch_size = min(batch_size, n_fit, n_test)
+    fit, validation, test = _split_pair(x, y, test_fraction, validation_fraction, seed)
+    n_val = len(validation[0])
+    batch_size = min(batch_size, len(fit[0]), len(test[0]))
     if batch_size < 2 or n_val < 2:
-        raise ValueError(f"{n} rows leave too few for the held-out and validation splits")
-
-    def tensor(a: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(_standardise(a[idx], a[fit_idx]), dtype=torch.float32)
-
-    x_fit, y_fit = tensor(x, fit_idx), tensor(y, fit_idx)
-    x_val, y_val = tensor(x, val_idx), tensor(y, val_idx)
-    x_test, y_test = tensor(x, test_idx), tensor(y, test_idx)
+        raise ValueError(f"{len(x)} rows leave too few for the held-out and validation splits")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        critic = SeparableCritic(x.shape[1], y.shape[1])
-        optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(seed)
-        per_epoch = n_fit // batch_size
-        best, best_state, since_best = -math.inf, None, 0
-        for step in range(steps):
-            if step % per_epoch == 0:
-                epoch = torch.randperm(n_fit, generator=generator)
-            idx = epoch[(step % per_epoch) * batch_size :][:batch_size]
-            loss = -infonce_bound(critic(x_fit[idx], y_fit[idx]))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if (step + 1) % check_every == 0 or step + 1 == steps:
-                value = _heldout_bound(critic, x_val, y_val, min(batch_size, n_val))
-                if value > best:
-                    best, since_best = value, 0
-                    best_state = {k: v.clone() for k, v in critic.state_dict().items()}
-                else:
-                    since_best += 1
-                    if since_best >= patience:
-                        break
-        critic.load_state_dict(best_state)
-        return _heldout_bound(critic, x_test, y_test, batch_size)
+        critic = SeparableCritic(fit[0].shape[1], fit[1].shape[1])
+        _fit_early_stopped(
+            critic,
+            fit,
+            lambda xb, yb: -infonce_bound(critic(xb, yb)),
+            lambda: _heldout_bound(critic, *validation, min(batch_size, n_val)),
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            check_every=check_every,
+            patience=patience,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return _heldout_bound(critic, *test, batch_size)
 
 
 def _heldout_bound(critic: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
@@ -227,14 +279,10 @@ def infonce(
     each term a separate 2-group InfoNCE estimate (its own critic, ``steps`` steps, same split
     seed): so the K-view value is capped at (K − 1)·log(batch_size), and costs K − 1 trainings.
     """
-    arrays = _as_arrays(views)
     options = dict(
         steps=steps, batch_size=batch_size, lr=lr, test_fraction=test_fraction, seed=seed
     )
-    total = 0.0
-    for k in range(1, len(arrays)):
-        total += infonce_pair(np.concatenate(arrays[:k], axis=1), arrays[k], **options)
-    return total
+    return _chain(infonce_pair, views, options)
 
 
 # --------------------------------------------------------------------------------------- MINE
@@ -288,39 +336,20 @@ def mine_pair(
     Split, standardisation and early stopping are :func:`infonce_pair`'s; the value is the bound
     on the held-out rows, their product pairs from ``shuffles`` seeded permutations.
     """
-    x, y = (np.asarray(a, dtype=np.float64) for a in (x, y))
-    x, y = (a[:, None] if a.ndim == 1 else a for a in (x, y))
-    n = len(x)
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
-    n_val = int(round((n - n_test) * validation_fraction))
-    n_fit = n - n_test - n_val
-    test_idx, val_idx, fit_idx = np.split(order, [n_test, n_test + n_val])
-    batch_size = min(batch_size, n_fit)
-    if batch_size < 2 or n_val < 2 or n_test < 2:
-        raise ValueError(f"{n} rows leave too few for the held-out and validation splits")
+    fit, validation, test = _split_pair(x, y, test_fraction, validation_fraction, seed)
+    batch_size = min(batch_size, len(fit[0]))
+    if batch_size < 2 or len(validation[0]) < 2 or len(test[0]) < 2:
+        raise ValueError(f"{len(x)} rows leave too few for the held-out and validation splits")
     if not 0.0 < ema <= 1.0:
         raise ValueError(f"ema must lie in (0, 1], got {ema}")
-
-    def tensor(a: np.ndarray, idx: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(_standardise(a[idx], a[fit_idx]), dtype=torch.float32)
-
-    x_fit, y_fit = tensor(x, fit_idx), tensor(y, fit_idx)
-    x_val, y_val = tensor(x, val_idx), tensor(y, val_idx)
-    x_test, y_test = tensor(x, test_idx), tensor(y, test_idx)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        critic = JointCritic(x.shape[1], y.shape[1])
-        optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+        critic = JointCritic(fit[0].shape[1], fit[1].shape[1])
         generator = torch.Generator().manual_seed(seed)
-        per_epoch = n_fit // batch_size
         log_avg = None  # log of the moving average of mean exp T on product pairs
-        best, best_state, since_best = -math.inf, None, 0
-        for step in range(steps):
-            if step % per_epoch == 0:
-                epoch = torch.randperm(n_fit, generator=generator)
-            idx = epoch[(step % per_epoch) * batch_size :][:batch_size]
-            xb, yb = x_fit[idx], y_fit[idx]
+
+        def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            nonlocal log_avg
             joint = critic(xb, yb).mean()
             product = critic(xb, yb[torch.randperm(len(yb), generator=generator)])
             log_mean = torch.logsumexp(product, 0) - math.log(len(product))
@@ -330,21 +359,21 @@ def mine_pair(
             else:
                 log_avg = torch.logaddexp(log_avg + math.log1p(-ema), current + math.log(ema))
             # d/dθ of exp(log_mean − log_avg) is ∇ mean exp T / (moving average): MINE's gradient.
-            loss = -(joint - torch.exp(log_mean - log_avg))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if (step + 1) % check_every == 0 or step + 1 == steps:
-                value = _dv_value(critic, x_val, y_val, shuffles, seed)
-                if value > best:
-                    best, since_best = value, 0
-                    best_state = {k: v.clone() for k, v in critic.state_dict().items()}
-                else:
-                    since_best += 1
-                    if since_best >= patience:
-                        break
-        critic.load_state_dict(best_state)
-        return _dv_value(critic, x_test, y_test, shuffles, seed + 1)
+            return -(joint - torch.exp(log_mean - log_avg))
+
+        _fit_early_stopped(
+            critic,
+            fit,
+            batch_loss,
+            lambda: _dv_value(critic, *validation, shuffles, seed),
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            check_every=check_every,
+            patience=patience,
+            generator=generator,
+        )
+        return _dv_value(critic, *test, shuffles, seed + 1)
 
 
 def mine(
@@ -358,11 +387,7 @@ def mine(
 ) -> float:
     """MINE estimate of the total correlation of K views, in nats (:func:`mine_pair`); K > 2 views:
     the chain rule of :func:`infonce`, one critic per term."""
-    arrays = _as_arrays(views)
     options = dict(
         steps=steps, batch_size=batch_size, lr=lr, test_fraction=test_fraction, seed=seed
     )
-    total = 0.0
-    for k in range(1, len(arrays)):
-        total += mine_pair(np.concatenate(arrays[:k], axis=1), arrays[k], **options)
-    return total
+    return _chain(mine_pair, views, options)
