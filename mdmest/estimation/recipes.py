@@ -3,7 +3,6 @@ and the two rules that read a trained critic's run (it overfits; it is still lea
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -49,14 +48,15 @@ def _recipe(
 ):
     """The measure built by name with the ladder's recipe, and whether its negatives adapt; with
     ``view_sizes`` (the last refit, no decomposition), a critic that also reads each view's size;
-    with ``deep``, the residual critic (:data:`DEEP_CRITIC`) instead of the plain one."""
+    with ``deep`` (the "deeper" candidate, no decomposition), the residual critic
+    (:data:`DEEP_CRITIC`) instead of the plain one."""
     options = dict(options)
     if name in KL_RECIPE_MEASURES:
         options.setdefault("sampler", "shifted")
         if "critic" not in options:
             # A decomposed measure calls the factory once per term.
             options["critic"] = (
-                functools.partial(_recipe_critic, deep=deep)
+                _recipe_critic
                 if decomposition
                 else _recipe_critic(sum(dims), view_dims=dims if view_sizes else None, deep=deep)
             )
