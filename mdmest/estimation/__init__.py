@@ -113,9 +113,10 @@ def estimate(
     **The candidates** (``mdmest.estimation.candidates``). "critic": the critic of the measure
     asked for, always. For "dv" and "f" with KL by name, by default: "extended" (the critic
     trained as long again where it was still learning), one refit where the critic overfits
-    ("weight_decay"; "tree_weight_decay" with 3+ views at 1.5 nats or more; "view_sizes" where
-    the views' sizes alone show more; "strong_weight_decay" where weight decay overfits too; from
-    5,000 rows), and two bounds that need no training: "size_bound" and "gaussian_copula".
+    ("weight_decay"; "tree_weight_decay" with 3+ views at 1.5 nats or more; "strong_weight_decay"
+    where weight decay overfits too; from 5,000 rows), "deeper" (a residual critic where the
+    first one learned something without overfitting), and two bounds that need no training:
+    "size_bound" and "gaussian_copula".
     ``thorough=True`` adds the weight-decay or tree alternative in any case.
     ``candidates=["critic"]`` keeps only the trained critic (what comparisons of measures use).
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from mdmest.estimation.closed_forms import gaussian_measure, size_bound, size_dependence
+from mdmest.estimation.closed_forms import gaussian_measure, size_bound
 from mdmest.estimation.protocol import Outcome, Prepared, measure_outcome, train_critic
 from mdmest.estimation.recipes import overfits, still_rising
 from mdmest.transforms import COPULA_TRANSFORMS
@@ -64,29 +64,14 @@ def _strong(data: Prepared, done: Done) -> bool:
     return data.num_views >= 3 and done["critic"].validation[0] >= data.config.split_nats
 
 
-def _sizes_show_more(data: Prepared, done: Done) -> bool:
-    """No decomposition or critic of the caller's, and the views' sizes alone show more than the
-    first critic and than ``config.sizes_nats``."""
-    if data.options["decomposition"] is not None or "critic" in data.measure_kwargs:
-        return False
-    sizes = size_dependence(data.rows("train"))
-    return sizes > max(done["critic"].validation[0], data.config.sizes_nats)
-
-
 def _weight_decay_refit(data: Prepared, done: Done) -> bool:
-    return (
-        _refits(data, done)
-        and (data.options["decomposition"] is not None or not _strong(data, done))
-        and not _sizes_show_more(data, done)
+    return _refits(data, done) and (
+        data.options["decomposition"] is not None or not _strong(data, done)
     )
 
 
 def _tree_refit(data: Prepared, done: Done) -> bool:
     return _refits(data, done) and data.options["decomposition"] is None and _strong(data, done)
-
-
-def _view_sizes_refit(data: Prepared, done: Done) -> bool:
-    return _refits(data, done) and not _strong(data, done) and _sizes_show_more(data, done)
 
 
 def _strong_weight_decay(data: Prepared, done: Done) -> bool:
@@ -162,10 +147,6 @@ def _deeper(data: Prepared, done: Done) -> Outcome:
     return train_critic(data, "deeper", deep=True)
 
 
-def _view_sizes(data: Prepared, done: Done) -> Outcome:
-    return train_critic(data, "view_sizes", view_sizes=True)
-
-
 def _extended(data: Prepared, done: Done) -> Outcome:
     return train_critic(
         data, "extended", start_from=done["critic"], lr_factor=data.config.extend_lr_factor
@@ -214,12 +195,6 @@ TREE = Candidate(
     _decayed("tree_weight_decay", tree=True),
     "strong dependency among 3+ views: the TC as a tree of two-group terms, with weight decay",
 )
-VIEW_SIZES = Candidate(
-    "view_sizes",
-    _view_sizes_refit,
-    _view_sizes,
-    "an overfit critic trained again reading each view's size too (heavy tails)",
-)
 STRONG_WEIGHT_DECAY = Candidate(
     "strong_weight_decay",
     _strong_weight_decay,
@@ -256,7 +231,6 @@ DEFAULT: tuple[Candidate, ...] = (
     DEEPER,
     WEIGHT_DECAY,
     TREE,
-    VIEW_SIZES,
     STRONG_WEIGHT_DECAY,
     SIZE_BOUND,
     GAUSSIAN_COPULA,
@@ -264,7 +238,6 @@ DEFAULT: tuple[Candidate, ...] = (
 #: ``thorough=True``: the default, and the alternative the first value points to in any case.
 THOROUGH: tuple[Candidate, ...] = (
     *DEFAULT[:5],
-    VIEW_SIZES,
     STRONG_WEIGHT_DECAY,
     THOROUGH_WEIGHT_DECAY,
     THOROUGH_TREE,

@@ -53,9 +53,6 @@ class EstimateConfig:
         With three or more views, an overfit critic that read at least this many nats is
         refitted as the tree of two-group terms (each a weaker dependency), below it with
         weight decay (1.5; from the accuracy ladder).
-    sizes_nats : float
-        The views' sizes must show more than this (and than the first critic) for the refit
-        to be the critic that also reads each view's size (0.02).
     rise_fraction, rise_nats, extend_lr_factor : float
         A critic whose training bound still rose by more than ``rise_fraction`` of it (and
         ``rise_nats``) from the third to the last quarter of its steps is trained as long
@@ -90,7 +87,6 @@ class EstimateConfig:
     refit_weight_decay: float = 0.3
     refit_strong_weight_decay: float = 1.0
     split_nats: float = 1.5
-    sizes_nats: float = 0.02
     rise_fraction: float = 0.03
     rise_nats: float = 0.01
     extend_lr_factor: float = 2.0

@@ -174,7 +174,6 @@ def train_critic(
     *,
     weight_decay: float | None = None,
     decomposition: str | None = None,
-    view_sizes: bool = False,
     deep: bool = False,
     start_from: Outcome | None = None,
     lr_factor: float = 1.0,
@@ -198,7 +197,7 @@ def train_critic(
             dims = [a.shape[1] for a in data.arrays]
             measure, auto = _recipe(
                 data.measure, dims, decomposition, options["negatives"], data.measure_kwargs,
-                view_sizes, deep,
+                deep,
             )  # fmt: skip
         else:
             measure = data.measure

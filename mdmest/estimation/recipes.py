@@ -43,13 +43,12 @@ def _recipe(
     decomposition,
     negatives,
     options: dict,
-    view_sizes: bool = False,
     deep: bool = False,
 ):
-    """The measure built by name with the ladder's recipe, and whether its negatives adapt; with
-    ``view_sizes`` (the last refit, no decomposition), a critic that also reads each view's size;
-    with ``deep`` (the "deeper" candidate, no decomposition), the residual critic
-    (:data:`DEEP_CRITIC`) instead of the plain one."""
+    """The measure built by name with the ladder's recipe, and whether its negatives adapt.
+    Without a decomposition the critic also reads each view's size (mean square); with ``deep``
+    (the "deeper" candidate) it is the residual critic (:data:`DEEP_CRITIC`), not the plain
+    one."""
     options = dict(options)
     if name in KL_RECIPE_MEASURES:
         options.setdefault("sampler", "shifted")
@@ -58,7 +57,7 @@ def _recipe(
             options["critic"] = (
                 _recipe_critic
                 if decomposition
-                else _recipe_critic(sum(dims), view_dims=dims if view_sizes else None, deep=deep)
+                else _recipe_critic(sum(dims), view_dims=dims, deep=deep)
             )
     if negatives not in (None, "auto"):
         options["negatives"] = negatives
