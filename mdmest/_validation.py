@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +57,14 @@ def check_dims(dims: Sequence[int]) -> tuple[int, ...]:
     if any(d < 1 for d in dims):
         raise ValueError(f"every entry of dims must be >= 1, got {dims}")
     return dims
+
+
+def check_int(name: str, value: Any, least: int = 1) -> int:
+    """Raise a ValueError naming ``name`` unless ``value`` is an integer (not a bool) >= ``least``."""
+    integral = not isinstance(value, bool) and isinstance(value, numbers.Integral)
+    if not integral or value < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    return int(value)
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:

@@ -252,6 +252,10 @@ CASES = {
         ["train", "--model", "ef_lstm", "--epochs", "0", "--data", "synthetic:mosi"],
         "must be an integer >= 1",
     ),
+    "train/data-option-not-a-number": (
+        ["train", "--model", "ef_lstm", "--data", "synthetic:mosi", "--data-option", "n_train=abc"],
+        "n_train must be an int >= 1, got 'abc'",
+    ),
     "train/bad-measure-option": (
         ["train", "--model", "ef_lstm", "--measure-option", "3=1", "--data", "synthetic:mosi"],
         "KEY=VALUE",

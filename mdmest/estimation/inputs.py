@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mdmest._base import DependencyMeasure
-from mdmest._validation import check_choice, check_device, view_label
+from mdmest._validation import check_choice, check_device, check_int, view_label
 from mdmest.decomposition import DecomposedTotalCorrelation
 from mdmest.measures import MEASURES
 
@@ -50,9 +50,8 @@ def _check_settings(
         raise ValueError(f"lr must be a finite number > 0, got {lr}")
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
-    for name, value, least in (("steps", steps, 1), ("batch_size", batch_size, 2)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    check_int("steps", steps)
+    check_int("batch_size", batch_size, least=2)
     if isinstance(negatives, str) and negatives != "auto":
         raise ValueError(f"negatives must be an int >= 1, 'auto' or None, got {negatives!r}")
     if eval_negatives is not None and (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mdmest.fusion.data import load_dataset, make_synthetic
-from mdmest.fusion.data.synthetic import MOSI_LABEL_HISTOGRAM, SHAPES
+from mdmest.fusion.data.synthetic import MOSI_LABEL_HISTOGRAM, SHAPES, make_planted
 
 SIZES = {"n_train": 5, "n_valid": 3, "n_test": 4}
 
@@ -95,13 +95,20 @@ def test_dependency_controls_shared_and_sentiment_signal(
 
 
 def test_synthetic_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="dependency must lie in"):
+    with pytest.raises(ValueError, match=r"dependency must be a number in \[0, 1\], got 1.5"):
         make_synthetic(dependency=1.5)
+    # What the command line's --data-option passes when a value is not a number: named.
+    with pytest.raises(ValueError, match="dependency must be a number in .*, got 'high'"):
+        make_synthetic(dependency="high")
+    with pytest.raises(ValueError, match="n_train must be an int >= 1, got 'abc'"):
+        load_dataset("synthetic:mosi", n_train="abc")
+    with pytest.raises(ValueError, match=r"dims\[1\] must be an int >= 1, got 0"):
+        make_planted(1.0, 8, 4, 4, dims=(4, 0, 4))
     with pytest.raises(
         ValueError, match="unknown kind 'iemocap'; valid values are 'mosi', 'mosei'"
     ):
         load_dataset("synthetic:iemocap")
-    with pytest.raises(ValueError, match="split sizes must be >= 1"):
+    with pytest.raises(ValueError, match="n_train must be an int >= 1, got 0"):
         make_synthetic(n_train=0)
     with pytest.raises(TypeError, match="apply to 'synthetic:...' paths only"):
         load_dataset("some.pkl", n_train=3)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mdmest._validation import check_choice
+from mdmest._validation import check_choice, check_int
 from mdmest.fusion.data.dataset import SPLITS, MultimodalDataset
 from mdmest.fusion.data.formats import WRITABLE, write_dataset
 from mdmest.fusion.data.segments import Segment, SplitData
@@ -223,11 +224,12 @@ def make_synthetic(
     ((300, 74, 47), 8)
     """
     check_choice("kind", kind, tuple(SHAPES))
-    if not 0.0 <= dependency <= 1.0:
-        raise ValueError(f"dependency must lie in [0, 1], got {dependency}")
+    if not isinstance(dependency, numbers.Real) or not 0.0 <= dependency <= 1.0:
+        raise ValueError(f"dependency must be a number in [0, 1], got {dependency!r}")
     sizes = (n_train, n_valid, n_test)
-    if any(n is not None and n < 1 for n in sizes):
-        raise ValueError(f"split sizes must be >= 1, got n_train, n_valid, n_test = {sizes}")
+    for name, n in zip(("n_train", "n_valid", "n_test"), sizes):
+        if n is not None:
+            check_int(name, n)
     if not 1 <= length_range[0] <= length_range[1]:
         raise ValueError(
             f"length_range must be (low, high) with 1 <= low <= high, got {length_range}"
@@ -303,10 +305,13 @@ def make_planted(
     >>> data.dims, len(data["test"])
     ((32, 16, 16), 4)
     """
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
-    if min(n_train, n_valid, n_test, length, latent_dim, *dims) < 1:
-        raise ValueError("split sizes, length, latent_dim and dims must be >= 1")
+    if not isinstance(noise, numbers.Real) or not noise >= 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    named = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test, "length": length}
+    named["latent_dim"] = latent_dim
+    named.update((f"dims[{i}]", d) for i, d in enumerate(dims))
+    for name, value in named.items():
+        check_int(name, value)
     rng = np.random.default_rng([seed, 7])
     loadings = [rng.normal(scale=latent_dim**-0.5, size=(d, latent_dim)) for d in dims]
     direction = rng.normal(size=latent_dim)
