@@ -146,6 +146,7 @@ PUBLIC = {
         "COPULA_TRANSFORMS",
         "CommonScale",
         "GaussianCopula",
+        "RadialGaussian",
         "TRANSFORMS",
         "fit_common_scale",
     },

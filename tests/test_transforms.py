@@ -45,3 +45,54 @@ def test_bad_use_is_named():
     copula = GaussianCopula().fit(np.zeros((4, 2)))
     with pytest.raises(ValueError, match="expected rows of 2 features, got shape"):
         copula.transform(np.zeros((4, 3)))
+
+
+def test_radial_map_makes_an_elliptical_view_standard_normal_and_keeps_directions():
+    from scipy import stats
+
+    from mdmest.tasks import StudentTTask
+    from mdmest.transforms import RadialGaussian
+
+    # One random scale shared by 4 features (dof 1.5: no variance), odd units per feature.
+    x = StudentTTask((4, 1), dof=1.5).sample(20000, seed=0)[0] * [1.0, 1e3, 1e-3, 5.0]
+    radial = RadialGaussian().fit(x)
+    z = radial.transform(x)
+    radius = np.linalg.norm(z, axis=1)
+    # The radii are those of a standard normal view of 4 features ...
+    assert stats.kstest(radius, stats.chi(4).cdf).statistic < 0.01
+    # ... and each row keeps its direction after the standardisation and whitening.
+    w = ((x - radial.center) / radial.scale) @ radial.whitening
+    cosine = np.sum(z * w, axis=1) / (radius * np.linalg.norm(w, axis=1))
+    assert np.allclose(cosine, 1.0)
+    # Strictly increasing in the radius on the training rows: invertible there.
+    order = np.argsort(np.linalg.norm(w, axis=1))
+    assert np.all(np.diff(radius[order]) > 0)
+    # New rows: interpolated, clamped outside the training radii; one row of zeros stays 0.
+    far = radial.transform(np.vstack([radial.center * 0 + 1e12, radial.center]))
+    assert np.linalg.norm(far[0]) == pytest.approx(radial.knots[1][-1])
+    assert np.all(far[1] == 0)
+
+
+def test_radial_transform_reads_the_student_t_total_correlation():
+    import mdmest
+    from mdmest.tasks import StudentTTask
+
+    task = StudentTTask((3, 3), dof=2)  # all of its dependency in the shared scale
+    views = task.sample(4000, seed=0)
+    result = mdmest.estimate(views, "dv", transform="radial", steps=300, progress=False)
+    assert result.transform == "radial"
+    assert "gaussian_copula" not in result.candidates
+    assert abs(result.value - task.total_correlation) < 0.2 * task.total_correlation
+    # What it feeds the critic is the map fitted on the training rows.
+    mapped = result.transform_views(views)
+    assert np.allclose(mapped[0].numpy(), result.transforms[0].transform(views[0]), atol=1e-5)
+
+
+def test_radial_bad_use_is_named():
+    from mdmest.transforms import RadialGaussian
+
+    with pytest.raises(RuntimeError, match="before fit"):
+        RadialGaussian().transform(np.zeros((3, 2)))
+    radial = RadialGaussian().fit(np.random.default_rng(0).normal(size=(50, 2)))
+    with pytest.raises(ValueError, match="expected rows of 2 features, got shape"):
+        radial.transform(np.zeros((3, 3)))

@@ -135,7 +135,10 @@ def estimate(
         A map of each view fitted on the training rows and applied to all rows before the
         critic. "copula": each feature's empirical distribution function, then the normal
         quantile; "whitened_copula": the same, then whitened. Both leave the total correlation
-        unchanged and make heavy tails, outliers and odd scales harmless. "scale": all features
+        unchanged and make heavy tails, outliers and odd scales harmless. "radial": each view
+        standardised and whitened, its radius mapped to that of a standard normal view, its
+        direction kept (``mdmest.transforms.RadialGaussian``; for elliptical views such as a
+        Student-t; not a default, measured in docs/results/critic_capacity.md). "scale": all features
         centred and divided by one common scale, the value multiplied back (the Wasserstein
         value stays in the views' units). "auto" (default): "whitened_copula" for "dv" and "f",
         "scale" for "wasserstein", ``None`` for another measure instance. ``None``: rows as given.

@@ -19,7 +19,13 @@ from mdmest.measures import (
     WassersteinDependency,
     make_measure,
 )
-from mdmest.transforms import TRANSFORMS, CommonScale, GaussianCopula, fit_common_scale
+from mdmest.transforms import (
+    TRANSFORMS,
+    CommonScale,
+    GaussianCopula,
+    RadialGaussian,
+    fit_common_scale,
+)
 
 __all__ = [
     "overfits",
@@ -130,6 +136,8 @@ def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
         return None
     if transform == "scale":
         return fit_common_scale(train_rows)
+    if transform == "radial":
+        return [RadialGaussian().fit(rows) for rows in train_rows]
     whiten = transform == "whitened_copula"
     return [GaussianCopula(whiten=whiten).fit(rows) for rows in train_rows]
 

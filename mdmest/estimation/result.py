@@ -12,7 +12,7 @@ import torch
 
 from mdmest._base import DependencyMeasure
 from mdmest.decomposition import DecomposedTotalCorrelation
-from mdmest.transforms import CommonScale, GaussianCopula
+from mdmest.transforms import CommonScale, GaussianCopula, RadialGaussian
 
 __all__ = ["EstimateResult", "EstimateWarning", "CandidateValue"]
 
@@ -91,7 +91,7 @@ class EstimateResult:
     train_bound: float = math.nan
     step_seconds: np.ndarray = field(default_factory=lambda: np.empty(0))
     transform: str | None = None
-    transforms: list[GaussianCopula | CommonScale] | None = None
+    transforms: list[GaussianCopula | RadialGaussian | CommonScale] | None = None
     value_scale: float = 1.0
     chosen: str = "critic"
     candidates: dict[str, CandidateValue] = field(default_factory=dict)
