@@ -69,12 +69,9 @@ class GaussianCopula:
     def fit(self, x: np.ndarray) -> GaussianCopula:
         """Fit on ``x`` of shape (n, d): one table of knots per feature (and the whitening)."""
         x = np.asarray(x, dtype=np.float64)
-        n = x.shape[0]
         self.knots = []
         for column in x.T:
-            values, counts = np.unique(column, return_counts=True)
-            below = np.cumsum(counts) - counts
-            levels = (below + (counts + 1) / 2) / (n + 1)
+            values, levels = _mid_rank_levels(column)
             self.knots.append((values, ndtri(levels)))
         if self.whiten:
             z = self._marginals(x)
@@ -100,6 +97,14 @@ class GaussianCopula:
         if self.whitening is not None:
             z = (z - self.mean) @ self.whitening
         return z
+
+
+def _mid_rank_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``values`` in order and the mid-rank of each over n + 1 (n values in all):
+    ties share one level, and no level reaches 0 or 1."""
+    distinct, counts = np.unique(values, return_counts=True)
+    below = np.cumsum(counts) - counts
+    return distinct, (below + (counts + 1) / 2) / (len(values) + 1)
 
 
 def _zca(z: np.ndarray) -> np.ndarray:
@@ -147,15 +152,13 @@ class RadialGaussian:
     def fit(self, x: np.ndarray) -> RadialGaussian:
         """Fit on ``x`` of shape (n, d): the standardisation, the whitening, the radii's knots."""
         x = np.asarray(x, dtype=np.float64)
-        n, d = x.shape
         self.center = x.mean(axis=0)
         scale = x.std(axis=0)
         self.scale = np.where(scale > 0, scale, 1.0)
         u = (x - self.center) / self.scale
         self.whitening = _zca(u)
-        radii, counts = np.unique(np.linalg.norm(u @ self.whitening, axis=1), return_counts=True)
-        levels = (np.cumsum(counts) - counts + (counts + 1) / 2) / (n + 1)
-        self.knots = (radii, np.sqrt(chdtri(d, 1 - levels)))
+        radii, levels = _mid_rank_levels(np.linalg.norm(u @ self.whitening, axis=1))
+        self.knots = (radii, np.sqrt(chdtri(x.shape[1], 1 - levels)))
         return self
 
     def transform(self, x: np.ndarray) -> np.ndarray:

@@ -7,13 +7,12 @@ values are on the validation rows: nothing here reads the test rows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mdmest.estimation.closed_forms import gaussian_measure, size_bound
 from mdmest.estimation.protocol import Outcome, Prepared, measure_outcome, train_critic
-from mdmest.estimation.recipes import overfits, still_rising
+from mdmest.estimation.recipes import _noise_floor, overfits, still_rising
 from mdmest.transforms import COPULA_TRANSFORMS
 
 __all__ = [
@@ -98,13 +97,12 @@ def _fits(data: Prepared, done: Done) -> bool:
     if critic is None:
         return False
     value, stderr = critic.validation
-    noise = max(3 * stderr if math.isfinite(stderr) else 0.0, data.config.refit_gap_nats)
     return (
         data.kl_by_name
         and "critic" not in data.measure_kwargs
         and data.options["decomposition"] is None
         and data.num_rows >= data.config.refit_min_rows
-        and value > noise
+        and value > _noise_floor(stderr, data.config)
         and not overfits(critic.train_bound, value, stderr, data.config)
     )
 

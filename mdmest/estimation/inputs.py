@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-import numbers
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -54,10 +53,8 @@ def _check_settings(
     check_int("batch_size", batch_size, least=2)
     if isinstance(negatives, str) and negatives != "auto":
         raise ValueError(f"negatives must be an int >= 1, 'auto' or None, got {negatives!r}")
-    if eval_negatives is not None and (
-        not isinstance(eval_negatives, numbers.Integral) or eval_negatives < 1
-    ):
-        raise ValueError(f"eval_negatives must be an int >= 1, got {eval_negatives!r}")
+    if eval_negatives is not None:
+        check_int("eval_negatives", eval_negatives)
 
 
 def _keywords(function) -> set[str]:

@@ -152,14 +152,19 @@ def _value_scale(measure, fitted) -> float:
     return 1.0
 
 
+def _noise_floor(stderr: float, config: EstimateConfig = _DEFAULTS) -> float:
+    """The least difference of values that is not noise: three standard errors (none when the
+    standard error is not finite) and ``config.refit_gap_nats``."""
+    return max(3 * stderr if math.isfinite(stderr) else 0.0, config.refit_gap_nats)
+
+
 def overfits(
     train_bound: float, value: float, stderr: float, config: EstimateConfig = _DEFAULTS
 ) -> bool:
     """Whether a validation ``value`` is so far below the final ``train_bound`` that the critic
     overfits the training rows: by more than ``config.refit_gap_fraction`` of the bound, three
     standard errors and ``config.refit_gap_nats``."""
-    noise = 3 * stderr if math.isfinite(stderr) else 0.0
-    gap = max(config.refit_gap_fraction * abs(train_bound), noise, config.refit_gap_nats)
+    gap = max(config.refit_gap_fraction * abs(train_bound), _noise_floor(stderr, config))
     return train_bound - value > gap
 
 

@@ -307,9 +307,10 @@ def make_planted(
     """
     if not isinstance(noise, numbers.Real) or not noise >= 0:
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
-    named = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test, "length": length}
-    named["latent_dim"] = latent_dim
-    named.update((f"dims[{i}]", d) for i, d in enumerate(dims))
+    named = {
+        "n_train": n_train, "n_valid": n_valid, "n_test": n_test, "length": length,
+        "latent_dim": latent_dim, **{f"dims[{i}]": d for i, d in enumerate(dims)},
+    }  # fmt: skip
     for name, value in named.items():
         check_int(name, value)
     rng = np.random.default_rng([seed, 7])
