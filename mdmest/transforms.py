@@ -17,21 +17,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import chdtri, ndtri
+from scipy import stats
+from scipy.special import chdtri, ndtr, ndtri
 
 __all__ = [
     "CommonScale",
     "GaussianCopula",
     "RadialGaussian",
+    "fit_per_view",
+    "gaussian_misfit",
     "TRANSFORMS",
     "COPULA_TRANSFORMS",
+    "INVARIANT_TRANSFORMS",
     "fit_common_scale",
 ]
 
 #: Names ``mdmest.estimate(transform=...)`` accepts besides ``None`` and "auto".
-TRANSFORMS = ("whitened_copula", "copula", "radial", "scale")
+TRANSFORMS = ("per_view", "whitened_copula", "copula", "radial", "scale")
 #: The names among them of a :class:`GaussianCopula` map (normal marginals).
 COPULA_TRANSFORMS = ("whitened_copula", "copula")
+#: Those that leave a KL-type dependency unchanged (an invertible map of each view).
+INVARIANT_TRANSFORMS = ("per_view", *COPULA_TRANSFORMS, "radial")
 
 
 @dataclass
@@ -113,17 +119,57 @@ def _zca(z: np.ndarray) -> np.ndarray:
     features still give an invertible map."""
     n, d = z.shape
     shrink = d / (d + n)
-    cov = (1 - shrink) * np.cov(z, rowvar=False).reshape(d, -1) + shrink * np.eye(d)
-    eigenvalues, vectors = np.linalg.eigh(cov)
+    return _inverse_sqrt((1 - shrink) * np.cov(z, rowvar=False).reshape(d, -1) + shrink * np.eye(d))
+
+
+def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:
+    eigenvalues, vectors = np.linalg.eigh(matrix)
     return (vectors / np.sqrt(eigenvalues)) @ vectors.T
+
+
+def _robust_scale(x: np.ndarray) -> np.ndarray:
+    """Each feature's interquartile range over that of a standard normal; its standard deviation
+    where the range is 0 (a feature of few values), 1 where that is 0 too."""
+    q25, q75 = np.percentile(x, [25, 75], axis=0)
+    scale = (q75 - q25) / (2 * ndtri(0.75))
+    scale = np.where(scale > 0, scale, x.std(axis=0))
+    return np.where(scale > 0, scale, 1.0)
+
+
+def _tyler_shape(u: np.ndarray, iterations: int = 100, tol: float = 1e-6) -> np.ndarray:
+    r"""Tyler's M-estimator of the shape of the rows ``u`` (n, d) about 0: the fixed point of
+
+    .. math:: S = \frac{d}{n} \sum_i \frac{u_i u_i^\top}{u_i^\top S^{-1} u_i}, \quad \mathrm{tr}\, S = d,
+
+    shrunk toward the identity by d / (d + n) at each iteration (so that it stays invertible
+    with few rows). Each row counts by its direction only, so a heavy tail or an outlier weighs
+    no more than any row: for an elliptical view (a Student-t without a variance) it is the
+    shape of the dispersion, where the sample covariance is ruled by the largest rows (Tyler,
+    Ann. Statist. 1987)."""
+    n, d = u.shape
+    shrink = d / (d + n)
+    shape = np.eye(d)
+    for _ in range(iterations):
+        quadratic = np.einsum("ij,jk,ik->i", u, np.linalg.inv(shape), u)
+        weights = np.divide(1.0, quadratic, out=np.zeros(n), where=quadratic > 0)
+        new = (u * weights[:, None]).T @ u
+        new *= d / max(np.trace(new), np.finfo(float).tiny)
+        new = (1 - shrink) * new + shrink * np.eye(d)
+        done = np.max(np.abs(new - shape)) < tol
+        shape = new
+        if done:
+            break
+    return shape
 
 
 @dataclass
 class RadialGaussian:
     r"""A view standardised, whitened, and its radius mapped to that of a standard normal view.
 
-    Each feature is centred and scaled by its training mean and standard deviation, the view is
-    whitened (:class:`GaussianCopula`'s shrunk ZCA), and each row :math:`z` becomes
+    Each feature is centred and scaled by its training median and interquartile range, the view
+    is whitened by the inverse square root of its shape (Tyler's M-estimator, which weighs each
+    row by its direction only: heavy tails and outliers do not rule it as they rule a
+    covariance), and each row :math:`z` becomes
 
     .. math:: z \, \frac{F_{\chi_d}^{-1}(\hat F(\lVert z \rVert))}{\lVert z \rVert}
 
@@ -134,7 +180,7 @@ class RadialGaussian:
     Student-t, whose heavy tails are one random scale shared by all its features) becomes a
     standard normal one; the map is invertible on the training range, so the dependency among
     views is unchanged. The per-feature copula instead spreads that shared scale over every
-    feature. Measured on random tasks, not a default: docs/results/critic_capacity.md.
+    feature. ``estimate``'s default for "dv" and "f" (measured in docs/benchmarks.md).
 
     Examples
     --------
@@ -152,11 +198,10 @@ class RadialGaussian:
     def fit(self, x: np.ndarray) -> RadialGaussian:
         """Fit on ``x`` of shape (n, d): the standardisation, the whitening, the radii's knots."""
         x = np.asarray(x, dtype=np.float64)
-        self.center = x.mean(axis=0)
-        scale = x.std(axis=0)
-        self.scale = np.where(scale > 0, scale, 1.0)
+        self.center = np.median(x, axis=0)
+        self.scale = _robust_scale(x)
         u = (x - self.center) / self.scale
-        self.whitening = _zca(u)
+        self.whitening = _inverse_sqrt(_tyler_shape(u))
         radii, levels = _mid_rank_levels(np.linalg.norm(u @ self.whitening, axis=1))
         self.knots = (radii, np.sqrt(chdtri(x.shape[1], 1 - levels)))
         return self
@@ -175,6 +220,39 @@ class RadialGaussian:
         target = np.interp(radius, *self.knots)
         ratio = np.divide(target, radius, out=np.zeros_like(radius), where=radius > 0)
         return z * ratio[:, None]
+
+
+def gaussian_misfit(z: np.ndarray) -> float:
+    """How far rows ``z`` (n, d) are from a standard normal view: the Kolmogorov-Smirnov
+    distance of their radii from a χ with d degrees of freedom plus the mean of that of each
+    feature from N(0, 1). Each of :class:`RadialGaussian` and the whitened
+    :class:`GaussianCopula` makes one of the two terms about 0 on its training rows; the other
+    is small only where the view is of the shape the map undoes (elliptical; a Gaussian copula)."""
+    z = np.asarray(z, dtype=np.float64)
+    radii = _ks_distance(stats.chi(z.shape[1]).cdf(np.linalg.norm(z, axis=1))[:, None])
+    return float(radii[0] + _ks_distance(ndtr(z)).mean())
+
+
+def _ks_distance(cdf_values: np.ndarray) -> np.ndarray:
+    """Per column, the largest distance between the empirical distribution of the values
+    (already through the hypothesised CDF) and the uniform one."""
+    u = np.sort(cdf_values, axis=0)
+    n = len(u)
+    steps = np.arange(1, n + 1)[:, None] / n
+    return np.maximum(steps - u, u - (steps - 1 / n)).max(axis=0)
+
+
+def fit_per_view(rows: np.ndarray) -> GaussianCopula | RadialGaussian:
+    """The whitened :class:`GaussianCopula` or the :class:`RadialGaussian` map fitted on a view's
+    training ``rows`` (n, d), whichever leaves them closer to a standard normal view
+    (:func:`gaussian_misfit`; the copula on ties): the copula undoes a monotone distortion of
+    each feature, the radial map a scale shared by all features (heavy tails of an elliptical
+    view), and neither undoes the other's."""
+    copula = GaussianCopula(whiten=True).fit(rows)
+    radial = RadialGaussian().fit(rows)
+    if gaussian_misfit(radial.transform(rows)) < gaussian_misfit(copula.transform(rows)):
+        return radial
+    return copula
 
 
 @dataclass

@@ -146,9 +146,12 @@ PUBLIC = {
         "COPULA_TRANSFORMS",
         "CommonScale",
         "GaussianCopula",
+        "INVARIANT_TRANSFORMS",
         "RadialGaussian",
         "TRANSFORMS",
         "fit_common_scale",
+        "fit_per_view",
+        "gaussian_misfit",
     },
     "mdmest.io": {
         "atomic_open",

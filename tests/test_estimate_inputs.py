@@ -159,7 +159,9 @@ def test_copula_transform_is_rejected_for_wasserstein(no_training):
 def test_unknown_transform_lists_the_valid_values(no_training):
     with pytest.raises(ValueError, match="unknown transform 'rank'") as error:
         mdmest.estimate(pair(), transform="rank", steps=2, progress=False)
-    assert "'auto', 'whitened_copula', 'copula', 'radial', 'scale', None" in str(error.value)
+    assert "'auto', 'per_view', 'whitened_copula', 'copula', 'radial', 'scale', None" in str(
+        error.value
+    )
 
 
 def test_thorough_needs_a_kl_measure_by_name(no_training):

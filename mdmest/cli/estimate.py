@@ -65,9 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--transform",
         default="auto",
         choices=TRANSFORM_CHOICES,
-        help="per-view map fitted on the training rows: auto (whitened_copula for dv and f, scale "
-        "for wasserstein), whitened_copula, copula (per feature only), scale (centred, one common "
-        "scale, the value in the views' units), or none (the rows as given)",
+        help="per-view map fitted on the training rows: auto (per_view for dv and f, scale for "
+        "wasserstein), per_view (whitened_copula or radial, whichever leaves each view closer "
+        "to normal), whitened_copula, copula (per feature only), radial (whitened, its radius "
+        "made normal), scale (centred, one common scale, the value in the views' units), or "
+        "none (the rows as given)",
     )
     parser.add_argument("--steps", type=positive_int, default=2000)
     parser.add_argument("--batch-size", type=positive_int, default=256)

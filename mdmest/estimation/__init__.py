@@ -52,7 +52,7 @@ from mdmest.estimation.recipes import (
 from mdmest.estimation.result import CandidateValue, EstimateResult, EstimateWarning
 from mdmest.estimation.rows import minimum_rows, part_sizes
 from mdmest.estimation.training import _cuda, _flush_denormal, _parts
-from mdmest.transforms import COPULA_TRANSFORMS
+from mdmest.transforms import INVARIANT_TRANSFORMS
 
 __all__ = [
     "estimate",
@@ -133,15 +133,19 @@ def estimate(
         ``critic=``, ``sampler=`` or ``negatives=`` say otherwise.
     transform : str, optional
         A map of each view fitted on the training rows and applied to all rows before the
-        critic. "copula": each feature's empirical distribution function, then the normal
-        quantile; "whitened_copula": the same, then whitened. Both leave the total correlation
-        unchanged and make heavy tails, outliers and odd scales harmless. "radial": each view
-        standardised and whitened, its radius mapped to that of a standard normal view, its
-        direction kept (``mdmest.transforms.RadialGaussian``; for elliptical views such as a
-        Student-t; not a default, measured in docs/results/critic_capacity.md). "scale": all features
-        centred and divided by one common scale, the value multiplied back (the Wasserstein
-        value stays in the views' units). "auto" (default): "whitened_copula" for "dv" and "f",
-        "scale" for "wasserstein", ``None`` for another measure instance. ``None``: rows as given.
+        critic. "per_view" (the default for "dv" and "f"): each view gets whichever of the
+        whitened copula and the radial map leaves its training rows closer to a standard normal
+        view (``mdmest.transforms.fit_per_view``). "copula": each feature's empirical
+        distribution function, then the normal quantile; "whitened_copula": the same, then
+        whitened. "radial": each view whitened by its (Tyler) shape, its radius mapped to that
+        of a standard normal view, its direction kept (``mdmest.transforms.RadialGaussian``;
+        undoes the shared scale of an elliptical view such as a Student-t). These leave the
+        total correlation unchanged and make heavy tails, outliers and odd scales harmless.
+        "scale": all features centred and divided by one common scale, the value multiplied
+        back (the Wasserstein value stays in the views' units). "auto" (default): "per_view"
+        for "dv" and "f", "scale" for "wasserstein", ``None`` for another measure instance.
+        ``None``: rows as given. The Gaussian-copula candidate is fitted in a whitened copula
+        of its own whatever the critics saw.
     decomposition : str, optional
         For "dv" and "f" by name: "tree" or "chain" trains the total correlation as a sum of
         K − 1 two-group mutual informations, one critic each.
@@ -239,7 +243,7 @@ def estimate(
                 if outcome is not None:
                     done[candidate.name] = outcome
     result = _result(data, done)
-    if data.transform in COPULA_TRANSFORMS:
+    if result.transform in INVARIANT_TRANSFORMS:
         guard_measure(result.measure, measure_kwargs.get("names"))
     warn_if_untrustworthy(result, data)
     return result
@@ -306,20 +310,20 @@ def _result(data, done: dict[str, Outcome]) -> EstimateResult:
     trained = (
         chosen if chosen.measure is not None and chosen.history is not None else done["critic"]
     )
-    measure = chosen.measure if chosen.measure is not None else trained.measure
+    owner = chosen if chosen.measure is not None else trained  # the transform its rows are in
     split = data.split
     return EstimateResult(
         value=value,
         stderr=stderr,
         history=trained.history,
-        measure=measure,
+        measure=owner.measure,
         n_train=len(split.train),
         n_validation=len(split.validation),
         n_test=len(split.test),
         train_bound=trained.train_bound,
         step_seconds=trained.step_seconds,
-        transform=data.transform,
-        transforms=data.fitted,
+        transform=owner.transform,
+        transforms=owner.fitted,
         value_scale=chosen.value_scale,
         chosen=chosen.name,
         candidates=values,

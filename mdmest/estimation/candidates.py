@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mdmest.estimation.closed_forms import gaussian_measure, size_bound
 from mdmest.estimation.protocol import Outcome, Prepared, measure_outcome, train_critic
 from mdmest.estimation.recipes import _noise_floor, overfits, still_rising
-from mdmest.transforms import COPULA_TRANSFORMS
+from mdmest.transforms import COPULA_TRANSFORMS, INVARIANT_TRANSFORMS
 
 __all__ = [
     "Candidate",
@@ -124,7 +124,9 @@ def _closed_form(data: Prepared, done: Done) -> bool:
 
 
 def _in_copula(data: Prepared, done: Done) -> bool:
-    return _closed_form(data, done) and data.transform in COPULA_TRANSFORMS
+    """A transform that leaves the dependency unchanged (the copulas or the radial map): the
+    Gaussian is then fitted in a copula transform of its own."""
+    return _closed_form(data, done) and data.transform in INVARIANT_TRANSFORMS
 
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -162,6 +164,8 @@ def _size_bound(data: Prepared, done: Done) -> Outcome | None:
 
 
 def _gaussian_copula(data: Prepared, done: Done) -> Outcome | None:
+    if data.transform not in COPULA_TRANSFORMS:
+        data = data.in_transform("whitened_copula")
     measure = gaussian_measure(data.rows("train"), data.seed)
     if measure is None:
         return None

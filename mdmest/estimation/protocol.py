@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -37,7 +37,8 @@ class Prepared:
     all rows); ``parts`` the same rows as tensors on the device, by part: "train", the two
     halves of the validation rows ("tuning": each critic's kept state and shrinkage;
     "validation": the choice among candidates) and "test". ``measure`` is the name asked for
-    or the caller's instance.
+    or the caller's instance. ``source`` holds the checked rows before the transform, from
+    which :meth:`in_transform` prepares the same split in another one.
     """
 
     measure: object
@@ -51,6 +52,23 @@ class Prepared:
     parts: dict[str, list[torch.Tensor]]
     dtype: torch.dtype
     device: torch.device
+    source: list[np.ndarray] = field(repr=False, default_factory=list)
+    _other: dict = field(repr=False, default_factory=dict)
+
+    def in_transform(self, transform: str | None) -> Prepared:
+        """The same rows and split with ``transform`` fitted on the training rows instead (made
+        once per call): a candidate whose own transform differs from the critics' one, such as
+        the Gaussian-copula bound under the radial map."""
+        if transform == self.transform:
+            return self
+        if transform not in self._other:
+            fitted, arrays, parts = _transformed(
+                self.source, self.split, transform, self.device, self.dtype
+            )
+            self._other[transform] = replace(
+                self, transform=transform, fitted=fitted, arrays=arrays, parts=parts, _other={}
+            )
+        return self._other[transform]
 
     @property
     def seed(self) -> int:
@@ -95,6 +113,16 @@ def prepare(arrays, measure, measure_kwargs: dict, options: dict, config, transf
     """Split the checked ``arrays`` once and fit the transform on the training rows."""
     generator = torch.Generator(device=device).manual_seed(options["seed"])
     split = _split(len(arrays[0]), len(arrays), options["test_fraction"], generator, config)
+    fitted, mapped, parts = _transformed(arrays, split, transform, device, dtype)
+    return Prepared(
+        measure, dict(measure_kwargs), dict(options), config, split, transform, fitted,
+        mapped, parts, dtype, device, list(arrays),
+    )  # fmt: skip
+
+
+def _transformed(arrays, split: _Split, transform, device, dtype):
+    """The transform fitted on the training rows, all rows mapped by it, and the mapped rows as
+    tensors on the device by part."""
     fitted = _fit_transforms(transform, [a[split.train] for a in arrays])
     if fitted:
         arrays = [f.transform(a) for f, a in zip(fitted, arrays)]
@@ -106,10 +134,7 @@ def prepare(arrays, measure, measure_kwargs: dict, options: dict, config, transf
         ]
         for part in PARTS
     }
-    return Prepared(
-        measure, dict(measure_kwargs), dict(options), config, split, transform, fitted,
-        list(arrays), parts, dtype, device,
-    )  # fmt: skip
+    return fitted, list(arrays), parts
 
 
 @dataclass
@@ -127,6 +152,8 @@ class Outcome:
     train_bound: float = math.nan
     value_scale: float = 1.0
     test: tuple[float, float] | None = None
+    transform: str | None = None
+    fitted: list | None = field(default=None, repr=False)
 
     @property
     def constant(self) -> bool:
@@ -165,7 +192,10 @@ def measure_outcome(data: Prepared, name: str, measure, **record) -> Outcome:
         return value * scale, stderr * scale
 
     record.setdefault("value_scale", scale)
-    return Outcome(name, score("validation"), score, measure=measure, **record)
+    return Outcome(
+        name, score("validation"), score, measure=measure, transform=data.transform,
+        fitted=data.fitted, **record,
+    )  # fmt: skip
 
 
 def train_critic(

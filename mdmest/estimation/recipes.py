@@ -25,6 +25,7 @@ from mdmest.transforms import (
     GaussianCopula,
     RadialGaussian,
     fit_common_scale,
+    fit_per_view,
 )
 
 __all__ = [
@@ -120,7 +121,7 @@ def _resolve_transform(transform, measure) -> str | None:
     )
     wasserstein = name == "wasserstein" or isinstance(measure, WassersteinDependency)
     if transform == "auto":
-        return "whitened_copula" if kl_type else "scale" if wasserstein else None
+        return "per_view" if kl_type else "scale" if wasserstein else None
     check_choice("transform", transform, ("auto", *TRANSFORMS, None))
     if transform not in (None, "scale") and not kl_type:
         raise ValueError(
@@ -138,6 +139,8 @@ def _fit_transforms(transform: str | None, train_rows: list[np.ndarray]):
         return fit_common_scale(train_rows)
     if transform == "radial":
         return [RadialGaussian().fit(rows) for rows in train_rows]
+    if transform == "per_view":
+        return [fit_per_view(rows) for rows in train_rows]
     whiten = transform == "whitened_copula"
     return [GaussianCopula(whiten=whiten).fit(rows) for rows in train_rows]
 

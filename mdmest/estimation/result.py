@@ -50,8 +50,10 @@ class EstimateResult:
     step_seconds : numpy.ndarray
         Wall-clock seconds of each training step (on an accelerator, the time to queue it).
     transform : str, optional
-        The transform applied before the critic ("whitened_copula", "copula" or "scale"), or
-        ``None``.
+        The transform fitted on the training rows that ``measure`` expects its rows in (a name of
+        ``mdmest.transforms.TRANSFORMS``), or ``None``: the critics' one, or "whitened_copula"
+        where the chosen candidate is the Gaussian-copula bound (fitted in a copula transform of
+        its own whatever the critics saw); ``transforms`` holds the fitted maps.
     value_scale : float
         What the measure's values on transformed rows (``result.transform_views``) are multiplied
         by to be in the views' units: the common scale of ``transform="scale"`` for a Wasserstein
