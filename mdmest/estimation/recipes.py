@@ -4,6 +4,7 @@ and the two rules that read a trained critic's run (it overfits; it is still lea
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 import numpy as np
 
@@ -92,12 +93,14 @@ def _auto_negatives(measure, negatives, by_name: bool) -> bool:
 
 
 #: The plain critic of the recipe: a GELU MLP of two hidden layers of 256.
-PLAIN_CRITIC = dict(hidden=(256, 256), activation="gelu")
+PLAIN_CRITIC = MappingProxyType(dict(hidden=(256, 256), activation="gelu"))
 #: The deeper critic the "deeper" candidate trains where the plain one fits without overfitting:
 #: four pre-norm residual blocks of 128 with LayerNorm (about the plain critic's cost per step; it
 #: fits multi-modal and sign-symmetric dependency that the plain one underfits in 2000 steps, and
 #: overfits wide views faster: docs/results/critic_capacity.md).
-DEEP_CRITIC = dict(hidden=(128, 128, 128, 128), activation="gelu", residual=True, layer_norm=True)
+DEEP_CRITIC = MappingProxyType(
+    dict(hidden=(128, 128, 128, 128), activation="gelu", residual=True, layer_norm=True)
+)
 
 
 def _recipe_critic(
