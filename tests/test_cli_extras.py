@@ -156,4 +156,12 @@ def test_the_helpers_name_the_package_and_extra(monkeypatch):
 
     with pytest.raises(MissingExtraError, match=r"mdmest\[bench\]"):
         plot_summary([], QUICK, "unused.png")
+    # reproduce() says so before its first run, not after the grid.
+    from mdmest.fusion.reproduce import reproduce
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a run started")
+
+    with pytest.raises(MissingExtraError, match=r"the report's plots \(Fig. 2\) need matplotlib"):
+        reproduce("planted", seeds=[0], train=no_run, progress=False)
     assert mdmest.__version__

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mdmest._validation import require_extra
 from mdmest.fusion.models import model_class, model_names
 from mdmest.fusion.reproduce._analysis import analyse
 from mdmest.fusion.reproduce._config import (
@@ -116,8 +117,10 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run the grid (resuming from ``cache``, default ``out/runs``), analyse and write the report.
 
-    Returns the analysis dict (see :func:`mdmest.fusion.reproduce._analysis.analyse`).
+    Returns the analysis dict (see :func:`mdmest.fusion.reproduce._analysis.analyse`). Raises
+    ``MissingExtraError`` before any run when matplotlib (the report's Fig. 2) is missing.
     """
+    require_extra("matplotlib", "the report's plots (Fig. 2)")
     if models is None:
         models = ("mlp",) if source_kind(data) in TABULAR_SOURCES else ALL_MODELS
     folds = default_folds(data) if folds is None else folds
