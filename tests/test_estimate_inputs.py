@@ -229,3 +229,17 @@ def test_eval_negatives_is_checked_before_training(no_training):
 def test_lr_is_checked_before_training(no_training, lr):
     with pytest.raises(ValueError, match="lr"):
         mdmest.estimate(pair(), lr=lr, steps=2, progress=False)
+
+
+def test_the_default_learning_rate_is_the_recipes_for_kl_by_name_only():
+    from mdmest.estimation.recipes import DEFAULT_LR, RECIPE_LR, _resolve_lr
+
+    assert RECIPE_LR == 3e-3 and DEFAULT_LR == 1e-3
+    assert _resolve_lr(None, "dv", {}) == RECIPE_LR
+    assert _resolve_lr(None, "f", {}) == _resolve_lr(None, "f", {"divergence": "kl"}) == RECIPE_LR
+    assert _resolve_lr(None, "f", {"divergence": "js"}) == DEFAULT_LR
+    assert _resolve_lr(None, "wasserstein", {}) == DEFAULT_LR
+    assert _resolve_lr(None, TotalCorrelation([1, 1]), {}) == DEFAULT_LR
+    assert _resolve_lr(5e-4, "dv", {}) == 5e-4  # a caller's rate is kept
+    with pytest.raises(mdmest.EstimateInputError, match="lr must be a finite number > 0, got 0"):
+        mdmest.estimate([np.zeros((10, 1)), np.zeros((10, 1))], "dv", lr=0.0, progress=False)

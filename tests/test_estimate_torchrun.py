@@ -148,9 +148,11 @@ def test_the_settings_reach_the_branches_they_name():
 def test_two_gloo_ranks_train_as_one_process(two_ranks, name):
     assert not dist.is_initialized()
     value, history = _estimate(name)
-    # float32 by name: rounding differences grow over the steps; float64 instances: none to see.
+    # float32 by name: rounding differences grow over the steps (more with a larger learning
+    # rate) and with the bound's size; float64 instances: none to see. A rank that trained on
+    # other rows or other negatives differs by 1e-2 or more.
     tolerance = 1e-4 if isinstance(SETTINGS[name][0], str) else 1e-9
     for rank in two_ranks:
         rank_value, rank_history = rank[name]
-        np.testing.assert_allclose(rank_history, history, rtol=0, atol=tolerance)
-        assert rank_value == pytest.approx(value, abs=tolerance)
+        np.testing.assert_allclose(rank_history, history, rtol=tolerance, atol=tolerance)
+        assert rank_value == pytest.approx(value, rel=tolerance, abs=tolerance)

@@ -73,7 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=positive_int, default=2000)
     parser.add_argument("--batch-size", type=positive_int, default=256)
-    parser.add_argument("--lr", type=positive_float, default=1e-3)
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="the critic's learning rate (default: 3e-3 for dv and f, 1e-3 for wasserstein)",
+    )
     parser.add_argument(
         "--negatives",
         type=_negatives,

@@ -36,6 +36,8 @@ __all__ = [
     "DECOMPOSITION_CHOICES",
     "PLAIN_CRITIC",
     "DEEP_CRITIC",
+    "RECIPE_LR",
+    "DEFAULT_LR",
 ]
 
 #: Measures that ``estimate`` builds, unless told otherwise, with the accuracy ladder's best recipe:
@@ -43,6 +45,12 @@ __all__ = [
 KL_RECIPE_MEASURES = KL_MEASURES
 DECOMPOSITION_CHOICES = (None, *DECOMPOSITIONS)
 _DEFAULTS = EstimateConfig()
+#: The critic's learning rate where ``estimate`` builds a KL-type measure with the recipe ("dv",
+#: or "f" with KL, by name): at 2,000 steps it fits strong dependency that 1e-3 underfits
+#: (chosen on tuning random tasks, judged on others: docs/results/critic_capacity.md).
+RECIPE_LR = 3e-3
+#: The learning rate everywhere else (the Wasserstein critic, measures passed as instances).
+DEFAULT_LR = 1e-3
 
 
 def _recipe(
@@ -115,6 +123,19 @@ def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:
     if isinstance(measure, FTotalCorrelation):
         return measure.divergence == "kl"
     return isinstance(measure, TotalCorrelation)
+
+
+def _resolve_lr(lr, measure, measure_kwargs: dict):
+    """``lr``, or where it is ``None`` the default of this measure: :data:`RECIPE_LR` for a
+    KL-type measure by name, :data:`DEFAULT_LR` otherwise."""
+    if lr is not None:
+        return lr
+    kl_by_name = (
+        isinstance(measure, str)
+        and measure in KL_RECIPE_MEASURES
+        and measure_kwargs.get("divergence", "kl") == "kl"
+    )
+    return RECIPE_LR if kl_by_name else DEFAULT_LR
 
 
 def _resolve_transform(transform, measure) -> str | None:
