@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr",
         type=positive_float,
         default=None,
-        help="the critic's learning rate (default: 3e-3 for dv and f, 1e-3 for wasserstein)",
+        help="the critic's learning rate (default: 3e-3 for dv and f with kl, else 1e-3)",
     )
     parser.add_argument(
         "--negatives",

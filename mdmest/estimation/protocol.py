@@ -15,9 +15,9 @@ import torch
 from mdmest.estimation.config import EstimateConfig
 from mdmest.estimation.evaluation import _evaluate
 from mdmest.estimation.recipes import (
-    KL_RECIPE_MEASURES,
     _auto_negatives,
     _fit_transforms,
+    _kl_by_name,
     _recipe,
     _value_scale,
 )
@@ -90,10 +90,7 @@ class Prepared:
     def kl_by_name(self) -> bool:
         """A measure by name whose bound is KL-type ("dv", or "f" with KL): the one the
         candidates beyond the critic apply to."""
-        return (
-            self.measure in KL_RECIPE_MEASURES
-            and self.measure_kwargs.get("divergence", "kl") == "kl"
-        )
+        return _kl_by_name(self.measure, self.measure_kwargs)
 
     def rows(self, part: str) -> list[np.ndarray]:
         """The transformed rows of one part as float64 arrays."""

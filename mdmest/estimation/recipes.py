@@ -125,17 +125,22 @@ def _is_kl(measure: DependencyMeasure | DecomposedTotalCorrelation) -> bool:
     return isinstance(measure, TotalCorrelation)
 
 
+def _kl_by_name(measure, measure_kwargs: dict) -> bool:
+    """A measure by name whose bound is KL-type ("dv", or "f" with KL): the one ``estimate``
+    builds with the recipe and the candidates beyond the critic apply to."""
+    return (
+        isinstance(measure, str)
+        and measure in KL_RECIPE_MEASURES
+        and measure_kwargs.get("divergence", "kl") == "kl"
+    )
+
+
 def _resolve_lr(lr, measure, measure_kwargs: dict):
     """``lr``, or where it is ``None`` the default of this measure: :data:`RECIPE_LR` for a
     KL-type measure by name, :data:`DEFAULT_LR` otherwise."""
     if lr is not None:
         return lr
-    kl_by_name = (
-        isinstance(measure, str)
-        and measure in KL_RECIPE_MEASURES
-        and measure_kwargs.get("divergence", "kl") == "kl"
-    )
-    return RECIPE_LR if kl_by_name else DEFAULT_LR
+    return RECIPE_LR if _kl_by_name(measure, measure_kwargs) else DEFAULT_LR
 
 
 def _resolve_transform(transform, measure) -> str | None:
