@@ -96,7 +96,8 @@ def run_one(name: str, views: Sequence[np.ndarray], args) -> tuple[float, dict]:
     if name == "mdmest":
         result = estimate(views, "dv", progress=False, seed=0)
         candidates = {
-            k: {"validation": c.validation, "test": c.test} for k, c in result.candidates.items()
+            k: {"validation": c.validation, "test": c.test, "seconds": c.seconds}
+            for k, c in result.candidates.items()
         }
         return float(result.value), {"chosen": result.chosen, "candidates": candidates}
     if name == "ksg":
@@ -217,6 +218,27 @@ def run_draw(args, seeds: Sequence[int], path: Path) -> None:
                 )
 
 
+def candidate_seconds(records: Sequence[dict]) -> dict[str, dict]:
+    """Where mdmest's time goes: for each candidate, the tasks it ran on, its mean seconds there
+    and its share of all the seconds the timed candidates took (records that timed them)."""
+    runs: dict[str, list[float]] = {}
+    for r in records:
+        if r["estimator"] != "mdmest":
+            continue
+        for name, c in (r.get("candidates") or {}).items():
+            if c.get("seconds") is not None:
+                runs.setdefault(name, []).append(float(c["seconds"]))
+    total = sum(sum(v) for v in runs.values())
+    return {
+        name: {
+            "tasks": len(v),
+            "mean_seconds": float(np.mean(v)),
+            "share": float(sum(v) / total) if total > 0 else 0.0,
+        }
+        for name, v in sorted(runs.items(), key=lambda item: -sum(item[1]))
+    }
+
+
 def summarize(records: Sequence[dict], seeds: Sequence[int], args) -> dict:
     """Per-task rows and per-estimator summaries of this draw's records at ``args.rows``."""
     seeds_set = set(seeds)
@@ -295,6 +317,7 @@ def summarize(records: Sequence[dict], seeds: Sequence[int], args) -> dict:
     return {
         "rows": args.rows,
         "draw": args.draw_label,
+        "candidate_seconds": candidate_seconds(records),
         "seeds_in_draw": len(seeds),
         "tasks_run": len(tasks),
         "tasks": tasks,
@@ -426,6 +449,19 @@ def format_markdown(result: dict, estimators: Sequence[str]) -> str:
             f"Two-view tasks every estimator ran on (truth ≥ {TARGET_FROM}, {common['tasks']} "
             "tasks), mean |relative error|: "
             + ", ".join(f"{n} {v:.1%}" for n, v in common["mean_abs_rel"].items() if v is not None),
+        ]
+    timed = result.get("candidate_seconds") or {}
+    if timed:
+        lines += [
+            "",
+            "Where mdmest's time goes (each candidate's run: training and validation value):",
+            "",
+            "| candidate | tasks it ran on | mean s there | share of the time |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {c['tasks']} | {c['mean_seconds']:.1f} | {c['share']:.0%} |"
+            for name, c in timed.items()
         ]
     checks = targets(result)
     if checks:

@@ -105,6 +105,10 @@ def test_result_repr_is_one_short_line_and_to_dict_is_json():
     assert record["candidates"][result.chosen]["test"] == result.value
     validation = {k: v["validation"] for k, v in record["candidates"].items()}
     assert validation[result.chosen] == max(validation.values())
+    # Each candidate's run is timed; the trained critic takes longer than a closed form.
+    seconds = {k: v["seconds"] for k, v in record["candidates"].items()}
+    assert all(s > 0 for s in seconds.values()), seconds
+    assert seconds["critic"] > seconds["size_bound"], seconds
     # Without a standard error: no "±", and None (JSON null) in the dict.
     bare = mdmest.EstimateResult(0.5, float("nan"), result.history, result.measure, n_test=3)
     assert "±" not in repr(bare) and bare.to_dict()["stderr"] is None
@@ -114,6 +118,7 @@ def test_result_repr_is_one_short_line_and_to_dict_is_json():
         "validation_stderr": 0.1,
         "test": 0.25,
         "test_stderr": None,
+        "seconds": None,
     }
 
 

@@ -314,6 +314,27 @@ def test_without_rereads_the_choice_among_the_other_recorded_candidates(bench):
     assert bench.without([record], "size_bound")[0]["value"] == 1.8  # never chosen: the same
 
 
+def test_candidate_seconds_say_where_the_time_goes(bench):
+    records = [
+        {"estimator": "mdmest", "candidates": {
+            "critic": {"validation": 1.0, "test": 1.0, "seconds": 30.0},
+            "size_bound": {"validation": 0.0, "test": 0.0, "seconds": 0.5},
+        }},
+        {"estimator": "mdmest", "candidates": {
+            "critic": {"validation": 1.0, "test": 1.0, "seconds": 50.0},
+            "weight_decay": {"validation": 1.0, "test": 1.0, "seconds": 19.5},
+        }},
+        {"estimator": "mdmest", "candidates": {"critic": {"validation": 1.0, "test": 1.0}}},
+        {"estimator": "ksg", "value": 1.0},
+    ]  # fmt: skip
+    timed = bench.candidate_seconds(records)
+    # Ordered by total time; a record that did not time its candidates adds nothing.
+    assert list(timed) == ["critic", "weight_decay", "size_bound"]
+    assert timed["critic"] == {"tasks": 2, "mean_seconds": 40.0, "share": 0.8}
+    assert timed["weight_decay"]["share"] == pytest.approx(0.195)
+    assert bench.candidate_seconds(records[2:]) == {}
+
+
 def test_mine_reads_a_correlated_pair(bench):
     from mdmest.experiments import baselines
     from mdmest.tasks import correlated_pair

@@ -11,6 +11,7 @@ Every constant of the policy lives in one frozen ``EstimateConfig``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -244,8 +245,10 @@ def estimate(
         done: dict[str, Outcome] = {}
         for candidate in policy:
             if candidate.name not in done and candidate.applies(data, done):
+                start = time.perf_counter()
                 outcome = candidate.run(data, done)
                 if outcome is not None:
+                    outcome.seconds = time.perf_counter() - start
                     done[candidate.name] = outcome
     result = _result(data, done)
     if result.transform in INVARIANT_TRANSFORMS:
@@ -308,7 +311,10 @@ def _result(data, done: dict[str, Outcome]) -> EstimateResult:
         stderr = _unshrunk_stderr(chosen)
     values = {
         name: CandidateValue(
-            *outcome.validation, *outcome.read_test(), trained=outcome.history is not None
+            *outcome.validation,
+            *outcome.read_test(),
+            trained=outcome.history is not None,
+            seconds=outcome.seconds,
         )
         for name, outcome in done.items()
     }

@@ -138,7 +138,7 @@ def _transformed(arrays, split: _Split, transform, device, dtype):
 class Outcome:
     """What one candidate produced: its value and standard error on the validation rows and
     (once the choice is made) on the test rows, in the views' units; for a trained critic,
-    its measure and training record."""
+    its measure and training record; the seconds its run took (set by ``estimate``)."""
 
     name: str
     validation: tuple[float, float]
@@ -151,6 +151,7 @@ class Outcome:
     test: tuple[float, float] | None = None
     transform: str | None = None
     fitted: list | None = field(default=None, repr=False)
+    seconds: float = math.nan
 
     @property
     def constant(self) -> bool:

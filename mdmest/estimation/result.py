@@ -62,7 +62,8 @@ class EstimateResult:
         The candidate whose test value is ``value``: the one with the highest validation value
         ("critic", "weight_decay", "gaussian_copula", ...).
     candidates : dict of str to CandidateValue
-        Every candidate that ran: its validation and test values and standard errors.
+        Every candidate that ran: its validation and test values and standard errors, and the
+        seconds its run took.
     saturated : bool
         The views are (nearly) functions of each other, or the value is near log n: the
         dependency is beyond what the rows can show and ``value`` is a lower bound only.
@@ -191,13 +192,16 @@ class EstimateResult:
 @dataclass(frozen=True)
 class CandidateValue:
     """One candidate's value and standard error on the validation rows (which chose among the
-    candidates) and on the test rows (which chose nothing); ``trained`` for a trained critic."""
+    candidates) and on the test rows (which chose nothing); ``trained`` for a trained critic;
+    ``seconds``, the wall-clock time of its run (training and validation value; NaN where not
+    timed)."""
 
     validation: float
     validation_stderr: float
     test: float
     test_stderr: float
     trained: bool = True
+    seconds: float = math.nan
 
     def to_dict(self) -> dict[str, float | None]:
         return {
@@ -205,6 +209,7 @@ class CandidateValue:
             "validation_stderr": _number(self.validation_stderr),
             "test": _number(self.test),
             "test_stderr": _number(self.test_stderr),
+            "seconds": _number(self.seconds),
         }
 
 
