@@ -177,8 +177,12 @@ def test_estimate_reports_the_chosen_candidate_and_every_candidates_values(views
         "validation_stderr",
         "test",
         "test_stderr",
+        "seconds",
     }
     assert record["value"] == record["candidates"][chosen]["test"]
+    # The seconds are printed as seconds, after the values in the measure's unit.
+    seconds = record["candidates"]["critic"]["seconds"]
+    assert f"nats ({seconds:.1f} s)" in text and "seconds" not in text
     assert f"chosen on the validation rows: {chosen}" in text
     assert f"candidate {chosen}: validation " in text and "(reported)" in text
 

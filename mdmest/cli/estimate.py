@@ -254,7 +254,8 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
 
 def _candidates(result) -> tuple[str | None, dict]:
     """The candidate reported and every candidate's values, as in ``result.to_dict()``:
-    ``{name: {"validation": ..., "validation_stderr": ..., "test": ..., "test_stderr": ...}}``."""
+    ``{name: {"validation": ..., "validation_stderr": ..., "test": ..., "test_stderr": ...,
+    "seconds": ...}}``."""
     record = result.to_dict()
     return record.get("chosen"), record.get("candidates") or {}
 
@@ -274,7 +275,11 @@ def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
     )
     chosen, candidates = _candidates(result)
     for name, value in candidates.items():
+        took = ""
         if isinstance(value, dict):
+            value = dict(value)
+            seconds = value.pop("seconds", None)
+            took = f" ({seconds:.1f} s)" if isinstance(seconds, (int, float)) else ""
             shown = ", ".join(
                 f"{part} {number:.4f}"
                 for part, number in value.items()
@@ -283,7 +288,7 @@ def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
         else:
             shown = f"{value:.4f}"
         mark = "  (reported)" if name == chosen else ""
-        print(f"  candidate {name}: {shown} {unit}{mark}", file=file)
+        print(f"  candidate {name}: {shown} {unit}{took}{mark}", file=file)
     if chosen is not None:
         print(f"chosen on the validation rows: {chosen}; its test value is reported", file=file)
 
