@@ -194,14 +194,14 @@ class CandidateValue:
     """One candidate's value and standard error on the validation rows (which chose among the
     candidates) and on the test rows (which chose nothing); ``trained`` for a trained critic;
     ``seconds``, the wall-clock time of its run (training and validation value; NaN where not
-    timed)."""
+    timed), which equality ignores: the same values from two runs compare equal."""
 
     validation: float
     validation_stderr: float
     test: float
     test_stderr: float
     trained: bool = True
-    seconds: float = math.nan
+    seconds: float = field(default=math.nan, compare=False)  # a value's identity is not its time
 
     def to_dict(self) -> dict[str, float | None]:
         return {
