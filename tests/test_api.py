@@ -48,8 +48,10 @@ PUBLIC = {
     "mdmest.critics": {
         "ACTIVATIONS",
         "GaussianCritic",
+        "GaussianMixtureCritic",
         "GroupSort",
         "MLPCritic",
+        "OffsetCritic",
         "apply_spectral_norm",
         "paper_critic",
     },

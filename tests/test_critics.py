@@ -1,12 +1,16 @@
-"""MLPCritic's residual and LayerNorm options, and the critic of estimate's recipe."""
+"""MLPCritic's residual and LayerNorm options, the Gaussian-mixture and offset critics, and the
+critic of estimate's recipe."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import mdmest
 from mdmest.critics import MLPCritic
+from mdmest.tasks import gaussian_task_with_tc
 
 
 def _rows(n=32, width=6, seed=0):
@@ -84,3 +88,116 @@ def test_residual_layer_norm_critic_learns_a_dependency():
     with torch.no_grad():
         value = float(measure.estimate(*views))
     assert 0.7 < value < 1.15  # the true value is 1 nat; an untrained critic reads about 0
+
+
+# -- the Gaussian-mixture critic and the offset critic of estimate's recipe -------------------------
+def _clustered(n: int, seed: int):
+    """Two views of 2 features sharing one of three cluster labels (unit noise), and the exact
+    pointwise log-ratio of each row."""
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(seed)
+    weights = np.array([0.5, 0.3, 0.2])
+    means = np.array(
+        [[[-2.5, 0.0], [0.0, 2.5]], [[0.0, 2.5], [2.5, 0.0]], [[2.5, -1.0], [-2.5, 0]]]
+    )
+    label = rng.choice(3, size=n, p=weights)
+    views = [means[label, k] + rng.standard_normal((n, 2)) for k in range(2)]
+
+    def log_parts(x, k):  # log w_c + log N(x_k; m_ck, I), (n, 3)
+        sq = ((x[:, None, :] - means[None, :, k]) ** 2).sum(-1)
+        return np.log(weights) - 0.5 * sq - np.log(2 * np.pi)
+
+    parts = [log_parts(v, k) for k, v in enumerate(views)]
+    joint = logsumexp(np.log(weights) + sum(p - np.log(weights) for p in parts), axis=1)
+    pointwise = joint - sum(logsumexp(p, axis=1) for p in parts)
+    return views, pointwise
+
+
+def test_mixture_critic_of_one_component_is_the_gaussian_log_ratio():
+    from mdmest.critics import GaussianCritic, GaussianMixtureCritic
+
+    rows = np.concatenate(gaussian_task_with_tc(1.0, (3, 2)).sample(4000, seed=0), axis=1)
+    mixture = GaussianMixtureCritic.fit(rows, [3, 2], components=1, reg=1e-12)
+    gaussian = GaussianCritic.fit(rows, [3, 2])  # np.cov's n − 1: differs by O(1/n)
+    x = torch.as_tensor(rows[:200])
+    assert torch.allclose(mixture(x), gaussian(x), atol=2e-3)
+    assert mixture(x.float()).dtype == torch.float32
+
+
+def test_mixture_critic_reads_clustered_dependency_the_gaussian_misses():
+    from mdmest.critics import GaussianMixtureCritic
+
+    views, pointwise = _clustered(12000, seed=0)
+    truth = float(_clustered(200_000, seed=1)[1].mean())
+    rows = np.concatenate(views, axis=1)
+    held_out = [torch.as_tensor(v[8000:], dtype=torch.float32) for v in views]
+
+    def bound(components):
+        critic = GaussianMixtureCritic.fit(rows[:8000], [2, 2], components=components)
+        measure = mdmest.TotalCorrelation([2, 2], critic=critic, sampler="shifted")
+        return float(measure.estimate(*held_out, negatives=64, generator=0)), critic
+
+    three, critic = bound(3)
+    one, _ = bound(1)
+    assert three == pytest.approx(truth, abs=0.05)  # the model family: all of it
+    assert one < truth - 0.2  # a Gaussian reads the linear part only
+    # The fit's own likelihood rises with the right number of components.
+    assert critic.log_likelihood > GaussianMixtureCritic.fit(rows[:8000], [2, 2], 1).log_likelihood
+
+
+def test_mixture_critic_names_bad_input():
+    from mdmest.critics import GaussianMixtureCritic
+
+    rows = np.random.default_rng(0).normal(size=(50, 4))
+    with pytest.raises(ValueError, match=r"components must be an int from 1 to .*\(50\), got 0"):
+        GaussianMixtureCritic.fit(rows, [2, 2], components=0)
+    with pytest.raises(ValueError, match=r"reg must be > 0, got 0.0"):
+        GaussianMixtureCritic.fit(rows, [2, 2], components=2, reg=0.0)
+    with pytest.raises(ValueError, match=r"rows of 5 features.*got shape \(50, 4\)"):
+        GaussianMixtureCritic.fit(rows, [2, 3], components=2)
+
+
+def test_offset_critic_starts_at_its_base_and_trains_only_the_network():
+    from mdmest.critics import GaussianMixtureCritic, OffsetCritic
+
+    rows = _rows(200, 4)
+    base = GaussianMixtureCritic.fit(rows, [2, 2], components=2)
+    torch.manual_seed(0)
+    critic = OffsetCritic(base, MLPCritic(4, hidden=(16,)))
+    bias = critic.net.net[-1].bias
+    assert torch.allclose(critic(rows), base(rows) + bias)
+    critic(rows).sum().backward()
+    assert critic.net.net[-1].weight.grad is not None
+    assert list(base.parameters()) == [] and all(not b.requires_grad for b in base.buffers())
+    with pytest.raises(ValueError, match="net must end in an nn.Linear layer, got ReLU"):
+        OffsetCritic(base, nn.ReLU())
+
+
+def test_estimate_trains_its_critic_on_top_of_a_mixture_fitted_to_the_training_rows():
+    import dataclasses
+
+    from mdmest.critics import OffsetCritic
+    from mdmest.estimation import EstimateConfig
+
+    views, _ = _clustered(6000, seed=2)
+    truth = float(_clustered(200_000, seed=1)[1].mean())
+    result = mdmest.estimate(
+        views, "dv", candidates=["critic"], steps=30, eval_negatives=8, progress=False
+    )
+    critic = result.measure.critic
+    assert isinstance(critic, OffsetCritic) and critic.base.components >= 2
+    # 30 steps of a network alone read far less; the mixture carries the value.
+    assert result.value == pytest.approx(truth, abs=0.08)
+    plain = dataclasses.replace(EstimateConfig(), mixture_max_components=0)
+    alone = mdmest.estimate(
+        views, "dv", candidates=["critic"], steps=30, eval_negatives=8, progress=False, config=plain
+    )
+    assert isinstance(alone.measure.critic, MLPCritic) and alone.value < truth - 0.2
+    # Independent views: no mixture bounds above the noise; the critic starts from nothing.
+    rng = np.random.default_rng(3)
+    flat = mdmest.estimate(
+        [rng.normal(size=(6000, 3)), rng.normal(size=(6000, 2))], "dv",
+        candidates=["critic"], steps=30, eval_negatives=8, progress=False,
+    )  # fmt: skip
+    assert isinstance(flat.measure.critic, MLPCritic) and abs(flat.value) < 0.01

@@ -138,7 +138,11 @@ def _decayed(name: str, tree: bool = False, strong: bool = False):
     def run(data: Prepared, done: Done) -> Outcome:
         config = data.config
         decay = config.refit_strong_weight_decay if strong else config.refit_weight_decay
-        return train_critic(data, name, weight_decay=decay, decomposition="tree" if tree else None)
+        # A refit of an overfit critic starts from nothing: the mixture, fitted to the same
+        # training rows, is overfit with it.
+        return train_critic(
+            data, name, weight_decay=decay, decomposition="tree" if tree else None, mixture=False
+        )
 
     return run
 

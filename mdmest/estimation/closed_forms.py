@@ -10,12 +10,19 @@ import torch
 from scipy import special, stats
 
 from mdmest import functional as Fn
-from mdmest.critics import GaussianCritic, _canonical
+from mdmest.critics import GaussianCritic, GaussianMixtureCritic, _canonical
 from mdmest.estimation.config import EstimateConfig
 from mdmest.estimation.evaluation import _evaluate
+from mdmest.estimation.recipes import _noise_floor
 from mdmest.measures import TotalCorrelation
 
-__all__ = ["gaussian_bound", "size_bound", "size_dependence", "max_canonical_correlation"]
+__all__ = [
+    "mixture_critic",
+    "gaussian_bound",
+    "size_bound",
+    "size_dependence",
+    "max_canonical_correlation",
+]
 
 _DEFAULTS = EstimateConfig()
 
@@ -142,6 +149,37 @@ def gaussian_bound(
     measure.generator = torch.Generator().manual_seed(seed)
     test = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in test_views]
     return _evaluate(measure, test, eval_negatives, config.eval_product_rows, config.stderr_folds)
+
+
+def mixture_critic(
+    train_views, tuning_views, seed: int = 0, config: EstimateConfig = _DEFAULTS
+) -> GaussianMixtureCritic | None:
+    """The log-density ratio of the Gaussian mixture fitted on ``train_views`` whose number of
+    components (1, 2, 4, ... up to ``config.mixture_max_components``) gives the highest DV bound
+    (product term at least 0) on ``tuning_views``; ``None`` where no mixture is asked for, none
+    can be fitted, or none bounds above the noise there (three standard errors and
+    ``config.refit_gap_nats``: on independent views the best of a few fits is above 0 by
+    chance). A number of components needs at least one
+    training row per feature and component."""
+    rows = np.concatenate([np.asarray(v, dtype=np.float64) for v in train_views], axis=1)
+    dims = [np.shape(v)[1] for v in train_views]
+    tuning = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in tuning_views]
+    best, best_value = None, -math.inf
+    components = 1
+    while components <= config.mixture_max_components and len(rows) > components * rows.shape[1]:
+        try:
+            critic = GaussianMixtureCritic.fit(rows, dims, components, seed=seed)
+        except (ValueError, torch.linalg.LinAlgError):  # a singular component
+            break
+        measure = GaussianDV(dims, critic=critic, sampler="shifted")
+        measure.generator = torch.Generator().manual_seed(seed)
+        value, stderr = _evaluate(
+            measure, tuning, None, config.validation_product_rows, config.stderr_folds
+        )
+        if math.isfinite(value) and value > max(best_value, _noise_floor(stderr, config)):
+            best, best_value = critic, value
+        components *= 2
+    return best
 
 
 def max_canonical_correlation(views) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from mdmest.estimation.closed_forms import mixture_critic
 from mdmest.estimation.config import EstimateConfig
 from mdmest.estimation.evaluation import _evaluate
 from mdmest.estimation.recipes import (
@@ -54,6 +55,7 @@ class Prepared:
     device: torch.device
     source: list[np.ndarray] = field(repr=False, default_factory=list)
     _other: dict = field(repr=False, default_factory=dict)
+    _base: list = field(repr=False, default_factory=list)
 
     def in_transform(self, transform: str | None) -> Prepared:
         """The same rows and split with ``transform`` fitted on the training rows instead (made
@@ -66,9 +68,31 @@ class Prepared:
                 self.source, self.split, transform, self.device, self.dtype
             )
             self._other[transform] = replace(
-                self, transform=transform, fitted=fitted, arrays=arrays, parts=parts, _other={}
+                self,
+                transform=transform,
+                fitted=fitted,
+                arrays=arrays,
+                parts=parts,
+                _other={},
+                _base=[],
             )
         return self._other[transform]
+
+    def mixture_base(self):
+        """The critic the recipe's network critics start from (made once per call): the
+        Gaussian mixture log-ratio fitted on the training rows, its number of components
+        chosen on the tuning rows (:func:`~mdmest.estimation.closed_forms.mixture_critic`);
+        ``None`` for a measure other than "dv" or "f" with KL by name, a critic of the
+        caller's, or where no mixture bounds above 0."""
+        if not self._base:
+            wanted = self.kl_by_name and "critic" not in self.measure_kwargs
+            base = (
+                mixture_critic(self.rows("train"), self.rows("tuning"), self.seed, self.config)
+                if wanted and self.config.mixture_max_components
+                else None
+            )
+            self._base.append(base.to(self.device) if base is not None else None)
+        return self._base[0]
 
     @property
     def seed(self) -> int:
@@ -205,10 +229,12 @@ def train_critic(
     deep: bool = False,
     start_from: Outcome | None = None,
     lr_factor: float = 1.0,
+    mixture: bool = True,
 ) -> Outcome:
     """Train one critic on the training rows (the best state on the tuning rows kept) and value
     it on the validation rows. Options left ``None`` are the call's own; ``start_from`` trains a copy of
-    that outcome's measure further, with a fresh optimiser."""
+    that outcome's measure further, with a fresh optimiser. ``mixture=False``: the recipe's critic
+    without the fitted mixture it otherwise starts from (:meth:`Prepared.mixture_base`)."""
     options = data.options
     decomposition = options["decomposition"] if decomposition is None else decomposition
     weight_decay = options["weight_decay"] if weight_decay is None else weight_decay
@@ -223,9 +249,10 @@ def train_critic(
             auto = data.kl_by_name and options["negatives"] in (None, "auto")
         elif data.by_name:
             dims = [a.shape[1] for a in data.arrays]
+            base = data.mixture_base() if decomposition is None and mixture else None
             measure, auto = _recipe(
                 data.measure, dims, decomposition, options["negatives"], data.measure_kwargs,
-                deep,
+                deep, base,
             )  # fmt: skip
         else:
             measure = data.measure

@@ -9,7 +9,7 @@ from types import MappingProxyType
 import numpy as np
 
 from mdmest._validation import check_choice
-from mdmest.critics import MLPCritic
+from mdmest.critics import MLPCritic, OffsetCritic
 from mdmest.decomposition import DECOMPOSITIONS, DecomposedTotalCorrelation
 from mdmest.estimation.config import EstimateConfig
 from mdmest.measures import (
@@ -60,21 +60,23 @@ def _recipe(
     negatives,
     options: dict,
     deep: bool = False,
+    base=None,
 ):
     """The measure built by name with the ladder's recipe, and whether its negatives adapt.
     Without a decomposition the critic also reads each view's size (mean square); with ``deep``
     (the "deeper" candidate) it is the residual critic (:data:`DEEP_CRITIC`), not the plain
-    one."""
+    one; with a ``base`` critic (:meth:`Prepared.mixture_base`), the critic is that base plus
+    the network (:class:`~mdmest.critics.OffsetCritic`)."""
     options = dict(options)
     if name in KL_RECIPE_MEASURES:
         options.setdefault("sampler", "shifted")
         if "critic" not in options:
             # A decomposed measure calls the factory once per term.
-            options["critic"] = (
-                _recipe_critic
-                if decomposition
-                else _recipe_critic(sum(dims), view_dims=dims, deep=deep)
-            )
+            if decomposition:
+                options["critic"] = _recipe_critic
+            else:
+                critic = _recipe_critic(sum(dims), view_dims=dims, deep=deep)
+                options["critic"] = critic if base is None else OffsetCritic(base, critic)
     if negatives not in (None, "auto"):
         options["negatives"] = negatives
     if decomposition is not None:
