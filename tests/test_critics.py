@@ -201,3 +201,25 @@ def test_estimate_trains_its_critic_on_top_of_a_mixture_fitted_to_the_training_r
         candidates=["critic"], steps=30, eval_negatives=8, progress=False,
     )  # fmt: skip
     assert isinstance(flat.measure.critic, MLPCritic) and abs(flat.value) < 0.01
+
+
+def test_refits_of_an_overfit_critic_start_from_nothing():
+    from mdmest.critics import OffsetCritic
+    from mdmest.estimation import EstimateConfig
+    from mdmest.estimation.candidates import CANDIDATES
+    from mdmest.estimation.protocol import prepare
+
+    views, _ = _clustered(6000, seed=4)
+    options = dict(
+        decomposition=None, steps=5, batch_size=64, lr=3e-3, lr_schedule=None, weight_decay=0.0,
+        negatives=None, test_fraction=0.2, eval_negatives=4, seed=0, progress=False,
+    )  # fmt: skip
+    arrays = [np.asarray(v, dtype=np.float64) for v in views]
+    data = prepare(
+        arrays, "dv", {}, options, EstimateConfig(), "per_view", torch.float32, torch.device("cpu")
+    )
+    first = CANDIDATES["critic"].run(data, {})
+    refit = CANDIDATES["weight_decay"].run(data, {"critic": first})
+    assert isinstance(first.measure.critic, OffsetCritic)
+    assert first.measure.critic.base is data.mixture_base()  # fitted once per call
+    assert isinstance(refit.measure.critic, MLPCritic)

@@ -93,11 +93,15 @@ def test_a_candidate_in_its_own_transform_returns_its_measure_with_that_transfor
     import mdmest
     from mdmest.tasks import gaussian_task_with_tc
 
-    # Gaussian views, a short critic: the Gaussian-copula bound is chosen, and it was fitted in a
+    # Gaussian views, a short critic (from nothing, not from the fitted mixture, which on these
+    # views is the Gaussian itself): the Gaussian-copula bound is chosen, and it was fitted in a
     # whitened copula of the training rows while the critics saw the radial map.
     task = gaussian_task_with_tc(1.0, [3, 3])
     views = task.sample(6000, seed=0)
-    result = mdmest.estimate(views, "dv", transform="radial", steps=100, progress=False)
+    config = mdmest.estimation.EstimateConfig(mixture_max_components=0)
+    result = mdmest.estimate(
+        views, "dv", transform="radial", steps=100, progress=False, config=config
+    )
     assert result.chosen == "gaussian_copula"
     assert result.transform == "whitened_copula"
     assert all(isinstance(f, mdmest.transforms.GaussianCopula) for f in result.transforms)
