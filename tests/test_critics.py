@@ -175,31 +175,24 @@ def test_offset_critic_starts_at_its_base_and_trains_only_the_network():
 
 
 def test_estimate_trains_its_critic_on_top_of_a_mixture_fitted_to_the_training_rows():
-    import dataclasses
-
     from mdmest.critics import OffsetCritic
     from mdmest.estimation import EstimateConfig
 
     views, _ = _clustered(6000, seed=2)
     truth = float(_clustered(200_000, seed=1)[1].mean())
-    result = mdmest.estimate(
-        views, "dv", candidates=["critic"], steps=30, eval_negatives=8, progress=False
-    )
+    mixture = EstimateConfig(mixture_max_components=8)
+    options = dict(candidates=["critic"], steps=30, eval_negatives=8, progress=False)
+    result = mdmest.estimate(views, "dv", config=mixture, **options)
     critic = result.measure.critic
     assert isinstance(critic, OffsetCritic) and critic.base.components >= 2
     # 30 steps of a network alone read far less; the mixture carries the value.
     assert result.value == pytest.approx(truth, abs=0.08)
-    plain = dataclasses.replace(EstimateConfig(), mixture_max_components=0)
-    alone = mdmest.estimate(
-        views, "dv", candidates=["critic"], steps=30, eval_negatives=8, progress=False, config=plain
-    )
+    alone = mdmest.estimate(views, "dv", **options)  # the default: no mixture
     assert isinstance(alone.measure.critic, MLPCritic) and alone.value < truth - 0.2
     # Independent views: no mixture bounds above the noise; the critic starts from nothing.
     rng = np.random.default_rng(3)
-    flat = mdmest.estimate(
-        [rng.normal(size=(6000, 3)), rng.normal(size=(6000, 2))], "dv",
-        candidates=["critic"], steps=30, eval_negatives=8, progress=False,
-    )  # fmt: skip
+    independent = [rng.normal(size=(6000, 3)), rng.normal(size=(6000, 2))]
+    flat = mdmest.estimate(independent, "dv", config=mixture, **options)
     assert isinstance(flat.measure.critic, MLPCritic) and abs(flat.value) < 0.01
 
 
@@ -216,7 +209,14 @@ def test_refits_of_an_overfit_critic_start_from_nothing():
     )  # fmt: skip
     arrays = [np.asarray(v, dtype=np.float64) for v in views]
     data = prepare(
-        arrays, "dv", {}, options, EstimateConfig(), "per_view", torch.float32, torch.device("cpu")
+        arrays,
+        "dv",
+        {},
+        options,
+        EstimateConfig(mixture_max_components=8),
+        "per_view",
+        torch.float32,
+        torch.device("cpu"),
     )
     first = CANDIDATES["critic"].run(data, {})
     refit = CANDIDATES["weight_decay"].run(data, {"critic": first})

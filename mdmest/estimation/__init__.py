@@ -122,10 +122,11 @@ def estimate(
     ``thorough=True`` adds the weight-decay or tree alternative in any case.
     ``candidates=["critic"]`` keeps only the trained critic (what comparisons of measures use).
 
-    **The start.** For "dv" and "f" with KL by name, the network critics (not the weight-decay
-    refits of an overfit one, nor a decomposition's terms) start from the log-density ratio of a
-    Gaussian mixture fitted to the training rows, its number of components chosen on validation
-    rows (:class:`~mdmest.critics.OffsetCritic`; ``EstimateConfig.mixture_max_components``).
+    **The start.** With ``config=EstimateConfig(mixture_max_components=8)``, for "dv" and "f"
+    with KL by name, the network critics (not the weight-decay refits of an overfit one, nor a
+    decomposition's terms) start from the log-density ratio of a Gaussian mixture fitted to the
+    training rows, its number of components chosen on validation rows
+    (:class:`~mdmest.critics.OffsetCritic`). By default they start from nothing.
 
     Parameters
     ----------
