@@ -27,9 +27,10 @@ LAYERS = (
     # measures, and DependencyMeasure.streaming() builds one: so it stands with the measures, not
     # a floor above them as ARCHITECTURE.md draws it (that would make streaming() an upward import).
     ("_base", "measures", "wasserstein", "decomposition", "streaming"),
-    # _collective: the torch.distributed primitives that feed a measure's scoring step.
+    # _collective: the torch.distributed primitives that feed a measure's scoring step;
+    # _mixture: the EM fit behind critics.GaussianMixtureCritic.
     ("functional", "sampling", "critics", "transforms", "_validation", "_version", "io",
-     "_collective"),
+     "_collective", "_mixture"),
 )  # fmt: skip
 
 #: Circles tolerated for now, as tuples of module names (one name: any circle under it). None.
