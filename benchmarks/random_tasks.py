@@ -478,6 +478,7 @@ def plot(result: dict, estimators: Sequence[str], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     present = [n for n in estimators if any(n in t for t in result["tasks"])]
     if not present:
@@ -509,6 +510,11 @@ def plot(result: dict, estimators: Sequence[str], path: Path) -> None:
                 edgecolors="none",
             )
         ax.set_xscale("log")
+        # Plain numbers, and no labels on the minor ticks (they collide over a narrow range).
+        lo, hi = ax.get_xlim()
+        ax.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 5) if lo <= t <= hi])
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_ylim(-1.02, 1.02)
         ax.set_xlabel("true total correlation (nats)")
         ax.set_title(name)
