@@ -128,7 +128,7 @@ def test_mixture_critic_of_one_component_is_the_gaussian_log_ratio():
 def test_mixture_critic_reads_clustered_dependency_the_gaussian_misses():
     from mdmest.critics import GaussianMixtureCritic
 
-    views, pointwise = _clustered(12000, seed=0)
+    views, _ = _clustered(12000, seed=0)
     truth = float(_clustered(200_000, seed=1)[1].mean())
     rows = np.concatenate(views, axis=1)
     held_out = [torch.as_tensor(v[8000:], dtype=torch.float32) for v in views]
@@ -221,5 +221,5 @@ def test_refits_of_an_overfit_critic_start_from_nothing():
     first = CANDIDATES["critic"].run(data, {})
     refit = CANDIDATES["weight_decay"].run(data, {"critic": first})
     assert isinstance(first.measure.critic, OffsetCritic)
-    assert first.measure.critic.base is data.mixture_base()  # fitted once per call
+    assert first.measure.critic.base is data.mixture_base  # fitted once per call
     assert isinstance(refit.measure.critic, MLPCritic)

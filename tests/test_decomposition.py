@@ -147,8 +147,8 @@ def test_thorough_tries_the_alternative_its_first_value_points_to_and_chooses_on
 
     weak = gaussian_task_with_tc(0.3, (2, 2, 2)).sample(3000, seed=6)
     thorough = mdmest.estimate(weak, "dv", thorough=True, **budget)
-    # The refit of an overfit critic starts from nothing; a critic asked for with weight decay
-    # starts from the fitted mixture like any first critic.
+    # The refit of an overfit critic starts from nothing whatever the start of the first critic
+    # (the default: nothing too; with EstimateConfig.mixture_max_components, a fitted mixture).
     scratch = mdmest.estimation.EstimateConfig(mixture_max_components=0)
     assert trained(thorough) == {
         "critic": alone(weak),

@@ -159,8 +159,7 @@ def mixture_critic(
     (product term at least 0) on ``tuning_views``; ``None`` where no mixture is asked for, none
     can be fitted, or none bounds above the noise there (three standard errors and
     ``config.refit_gap_nats``: on independent views the best of a few fits is above 0 by
-    chance). A number of components needs at least one
-    training row per feature and component."""
+    chance). A number of components needs more training rows than features times components."""
     rows = np.concatenate([np.asarray(v, dtype=np.float64) for v in train_views], axis=1)
     dims = [np.shape(v)[1] for v in train_views]
     tuning = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in tuning_views]

@@ -5,6 +5,7 @@ valued on the validation rows, the choice made there, and the test rows read for
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -55,7 +56,6 @@ class Prepared:
     device: torch.device
     source: list[np.ndarray] = field(repr=False, default_factory=list)
     _other: dict = field(repr=False, default_factory=dict)
-    _base: list = field(repr=False, default_factory=list)
 
     def in_transform(self, transform: str | None) -> Prepared:
         """The same rows and split with ``transform`` fitted on the training rows instead (made
@@ -68,31 +68,23 @@ class Prepared:
                 self.source, self.split, transform, self.device, self.dtype
             )
             self._other[transform] = replace(
-                self,
-                transform=transform,
-                fitted=fitted,
-                arrays=arrays,
-                parts=parts,
-                _other={},
-                _base=[],
+                self, transform=transform, fitted=fitted, arrays=arrays, parts=parts, _other={}
             )
         return self._other[transform]
 
+    @functools.cached_property
     def mixture_base(self):
-        """The critic the recipe's network critics start from (made once per call): the
+        """The critic the recipe's network critics start from (fitted once per call): the
         Gaussian mixture log-ratio fitted on the training rows, its number of components
         chosen on the tuning rows (:func:`~mdmest.estimation.closed_forms.mixture_critic`);
-        ``None`` for a measure other than "dv" or "f" with KL by name, a critic of the
-        caller's, or where no mixture bounds above 0."""
-        if not self._base:
-            wanted = self.kl_by_name and "critic" not in self.measure_kwargs
-            base = (
-                mixture_critic(self.rows("train"), self.rows("tuning"), self.seed, self.config)
-                if wanted and self.config.mixture_max_components
-                else None
-            )
-            self._base.append(base.to(self.device) if base is not None else None)
-        return self._base[0]
+        ``None`` without ``config.mixture_max_components``, for a measure other than "dv" or
+        "f" with KL by name, a critic of the caller's, or where no mixture bounds above the
+        noise."""
+        wanted = self.kl_by_name and "critic" not in self.measure_kwargs
+        if not (wanted and self.config.mixture_max_components):
+            return None
+        base = mixture_critic(self.rows("train"), self.rows("tuning"), self.seed, self.config)
+        return base.to(self.device) if base is not None else None
 
     @property
     def seed(self) -> int:
@@ -234,7 +226,7 @@ def train_critic(
     """Train one critic on the training rows (the best state on the tuning rows kept) and value
     it on the validation rows. Options left ``None`` are the call's own; ``start_from`` trains a copy of
     that outcome's measure further, with a fresh optimiser. ``mixture=False``: the recipe's critic
-    without the fitted mixture it otherwise starts from (:meth:`Prepared.mixture_base`)."""
+    without the fitted mixture it otherwise starts from (:attr:`Prepared.mixture_base`)."""
     options = data.options
     decomposition = options["decomposition"] if decomposition is None else decomposition
     weight_decay = options["weight_decay"] if weight_decay is None else weight_decay
@@ -249,7 +241,7 @@ def train_critic(
             auto = data.kl_by_name and options["negatives"] in (None, "auto")
         elif data.by_name:
             dims = [a.shape[1] for a in data.arrays]
-            base = data.mixture_base() if decomposition is None and mixture else None
+            base = data.mixture_base if decomposition is None and mixture else None
             measure, auto = _recipe(
                 data.measure, dims, decomposition, options["negatives"], data.measure_kwargs,
                 deep, base,

@@ -65,7 +65,7 @@ def _recipe(
     """The measure built by name with the ladder's recipe, and whether its negatives adapt.
     Without a decomposition the critic also reads each view's size (mean square); with ``deep``
     (the "deeper" candidate) it is the residual critic (:data:`DEEP_CRITIC`), not the plain
-    one; with a ``base`` critic (:meth:`Prepared.mixture_base`), the critic is that base plus
+    one; with a ``base`` critic (:attr:`Prepared.mixture_base`), the critic is that base plus
     the network (:class:`~mdmest.critics.OffsetCritic`)."""
     options = dict(options)
     if name in KL_RECIPE_MEASURES:

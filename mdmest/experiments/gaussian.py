@@ -157,10 +157,10 @@ FULL = GaussianConfig(
     n_samples=20_000,
     n_reference=2000,
 )
-#: Defaults of the grid for K ≥ 3 views (TC levels in nats).
 #: Fig. 1 compares the measures' trained critics: none starts from a fitted Gaussian mixture
 #: (on Gaussian views the mixture is the Gaussian log-ratio, and "dv" and "f" would read it).
 _FROM_SCRATCH = EstimateConfig(mixture_max_components=0)
+#: Defaults of the grid for K ≥ 3 views (TC levels in nats).
 MULTIVIEW_GRID = {"quick": (0.0, 1.0, 2.0, 4.0), "full": (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0)}
 
 
