@@ -122,6 +122,7 @@ PUBLIC = {
         "MixtureTask",
         "RANDOM_STRUCTURES",
         "RandomTask",
+        "SECOND_JUDGING_SEEDS",
         "TUNING_SEEDS",
         "random_task",
         "random_tasks",

@@ -11,6 +11,7 @@ from mdmest.reference import gaussian_total_correlation
 from mdmest.tasks import (
     JUDGING_SEEDS,
     RANDOM_STRUCTURES,
+    SECOND_JUDGING_SEEDS,
     TUNING_SEEDS,
     Task,
     random_task,
@@ -29,8 +30,9 @@ def _first_seed(structure: str, views: int | None = None) -> int:
 
 
 def test_seed_ranges_are_disjoint_and_large_enough():
-    assert not set(JUDGING_SEEDS) & set(TUNING_SEEDS)
-    assert len(JUDGING_SEEDS) >= 80
+    draws = (set(TUNING_SEEDS), set(JUDGING_SEEDS), set(SECOND_JUDGING_SEEDS))
+    assert sum(map(len, draws)) == len(set().union(*draws))
+    assert len(JUDGING_SEEDS) >= 80 and len(SECOND_JUDGING_SEEDS) >= 80
 
 
 def test_same_seed_same_task_and_samples():
@@ -222,6 +224,7 @@ def bench():
 
 def test_benchmark_seed_ranges(bench):
     assert bench.parse_seeds("tuning") == ("tuning", list(TUNING_SEEDS))
+    assert bench.parse_seeds("judging-2") == ("judging-2", list(SECOND_JUDGING_SEEDS))
     assert bench.parse_seeds("3-5") == ("3-5", [3, 4, 5])
     assert bench.parse_seeds("7") == ("7-7", [7])
     for bad in ("5-3", "a-b", "-1-2", "judge"):
@@ -233,9 +236,9 @@ def test_benchmark_refuses_the_judging_draw_without_its_flag(bench, tmp_path, ca
     with pytest.raises(SystemExit):
         bench.main(["--seeds", "judging", "--out", str(tmp_path)])
     assert "never used for tuning" in capsys.readouterr().err
-    first = JUDGING_SEEDS[0]
-    with pytest.raises(SystemExit):
-        bench.main(["--seeds", f"{first - 1}-{first}", "--out", str(tmp_path)])
+    for first in (JUDGING_SEEDS[0], SECOND_JUDGING_SEEDS[0]):
+        with pytest.raises(SystemExit):
+            bench.main(["--seeds", f"{first - 1}-{first}", "--out", str(tmp_path)])
     assert not (tmp_path / "runs.jsonl").exists()
 
 

@@ -14,7 +14,8 @@ Every task is a :class:`Task`: it has a readable, unique ``name``, the view widt
   :class:`AdditiveNoiseTask` (uniform signal plus uniform noise), :class:`GaussianMixtureTask`.
 - :func:`task_suite`: the standard list the benchmarks run on.
 - Random tasks nobody can tune to: :func:`random_task`, :func:`random_tasks`, the seeds
-  :data:`TUNING_SEEDS` and :data:`JUDGING_SEEDS` (never tune on the judging draw).
+  :data:`TUNING_SEEDS`, :data:`SECOND_JUDGING_SEEDS` (the judging draw now: never tune on it)
+  and :data:`JUDGING_SEEDS` (the first judging draw, spent).
 """
 
 from mdmest.tasks.base import Task
@@ -41,6 +42,7 @@ from mdmest.tasks.non_gaussian import (
 from mdmest.tasks.random import (
     JUDGING_SEEDS,
     RANDOM_STRUCTURES,
+    SECOND_JUDGING_SEEDS,
     TUNING_SEEDS,
     MixtureTask,
     RandomTask,
@@ -75,4 +77,5 @@ __all__ = [
     "RANDOM_STRUCTURES",
     "TUNING_SEEDS",
     "JUDGING_SEEDS",
+    "SECOND_JUDGING_SEEDS",
 ]

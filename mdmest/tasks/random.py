@@ -35,9 +35,12 @@ its target is capped at 85% of that.
 
 Seeds
 -----
-:data:`JUDGING_SEEDS` is the draw that judges the defaults: it is never used for tuning. Tune on
-:data:`TUNING_SEEDS` (a disjoint range). The judging draw was fixed before any estimator ran on
-these tasks.
+:data:`SECOND_JUDGING_SEEDS` is the draw that judges the defaults now: it is never used for
+tuning. Tune on :data:`TUNING_SEEDS` (a disjoint range). Each judging draw was fixed before any
+estimator ran on its tasks. The first one, :data:`JUDGING_SEEDS`, judged two defaults (the
+critics from nothing, adopted; the critics from a fitted mixture, not adopted); a draw that has
+judged a change and been read to design the next one is spent, so the second judges what
+follows.
 
 Examples
 --------
@@ -64,6 +67,7 @@ from mdmest.tasks.non_gaussian import TRANSFORMS, StudentTTask, TransformedTask
 
 __all__ = [
     "JUDGING_SEEDS",
+    "SECOND_JUDGING_SEEDS",
     "TUNING_SEEDS",
     "RANDOM_STRUCTURES",
     "MixtureTask",
@@ -83,10 +87,15 @@ RANDOM_STRUCTURES: tuple[str, ...] = (
 """The structures a draw picks from (uniformly)."""
 
 JUDGING_SEEDS: range = range(100_000, 100_100)
-"""The judging draw (100 tasks): never used for tuning."""
+"""The first judging draw (100 tasks): it judged two defaults and is spent (its records were
+read to design the next change)."""
+
+SECOND_JUDGING_SEEDS: range = range(200_000, 200_100)
+"""The judging draw from 2026-12-07 on (100 tasks), fixed before any estimator ran on it: never
+used for tuning."""
 
 TUNING_SEEDS: range = range(0, 200)
-"""The tuning draw (200 tasks), disjoint from :data:`JUDGING_SEEDS`."""
+"""The tuning draw (200 tasks), disjoint from both judging draws."""
 
 _SALT = 26  # mixed into every seed's SeedSequence
 _TC_RANGE = (0.1, 6.0)
@@ -344,17 +353,23 @@ def random_task(seed: int) -> RandomTask:
 
 
 def random_tasks(seeds: Iterable[int] | str) -> list[RandomTask]:
-    """The random tasks of ``seeds``: an iterable of ints, or ``"tuning"`` (:data:`TUNING_SEEDS`)
-    or ``"judging"`` (:data:`JUDGING_SEEDS`)."""
+    """The random tasks of ``seeds``: an iterable of ints, or ``"tuning"`` (:data:`TUNING_SEEDS`),
+    ``"judging"`` (:data:`JUDGING_SEEDS`) or ``"judging-2"`` (:data:`SECOND_JUDGING_SEEDS`)."""
     if isinstance(seeds, str):
-        named = {"tuning": TUNING_SEEDS, "judging": JUDGING_SEEDS}
+        named = {
+            "tuning": TUNING_SEEDS,
+            "judging": JUDGING_SEEDS,
+            "judging-2": SECOND_JUDGING_SEEDS,
+        }
         if seeds not in named:
-            raise ValueError(f"seeds must be 'tuning', 'judging' or ints, got {seeds!r}")
+            raise ValueError(
+                f"seeds must be 'tuning', 'judging', 'judging-2' or ints, got {seeds!r}"
+            )
         seeds = named[seeds]
     try:
         seeds = list(seeds)
     except TypeError:
         raise TypeError(
-            f"seeds must be an iterable of ints or 'tuning'/'judging', got {seeds!r}"
+            f"seeds must be an iterable of ints or 'tuning'/'judging'/'judging-2', got {seeds!r}"
         ) from None
     return [random_task(s) for s in seeds]
