@@ -1,8 +1,8 @@
 """Random tasks: the library's defaults and the field's estimators on a draw of
 :func:`mdmest.tasks.random_task`.
 
-Every task of the draw (``--seeds``: ``tuning``, ``judging``, ``judging-2`` or a range ``A-B``,
-both ends included) is sampled once at ``--rows`` rows (data seed 1000 + the task's seed); on it run
+Every task of the draw (``--seeds``: ``tuning``, ``judging-N`` or a range ``A-B``, both ends
+included) is sampled once at ``--rows`` rows (data seed 1000 + the task's seed); on it run
 
 - ``mdmest``: ``mdmest.estimate(views, "dv", progress=False, seed=0)``, the defaults (every task);
 - the peers, on the two-view tasks (``--peers-on all``: every task, K > 2 by the chain rule):
@@ -28,9 +28,9 @@ The summary counts only tasks with a truth of at least 0.3 nats, as the issue's 
 most 15 s per task with the defaults; and on the two-view tasks at least as accurate as the best
 peer on average.
 
-The judging draw (``--seeds judging-2``, :data:`mdmest.tasks.SECOND_JUDGING_SEEDS`) judges the
-defaults and is never used for tuning; it and the first, spent judging draw (``--seeds judging``)
-run only with ``--judging-run``. Tune on ``--seeds tuning``.
+The judging draws (``--seeds judging-N``, :func:`mdmest.tasks.judging_draw`; ``judging`` is the
+first) judge the defaults and are never used for tuning: seeds of any of them run only with
+``--judging-run``. Tune on ``--seeds tuning``.
 
 Usage::
 
@@ -56,13 +56,8 @@ from mdmest import estimate
 from mdmest.experiments import machine_info
 from mdmest.experiments.baselines import infonce, ksg, mine
 from mdmest.io import atomic_open, atomic_write_text
-from mdmest.tasks import (
-    JUDGING_SEEDS,
-    RANDOM_STRUCTURES,
-    SECOND_JUDGING_SEEDS,
-    TUNING_SEEDS,
-    random_task,
-)
+from mdmest.tasks import JUDGING_SEEDS, RANDOM_STRUCTURES, random_task
+from mdmest.tasks.random import _named_draw
 
 ESTIMATORS = ("mdmest", "ksg", "infonce", "mine")
 PEERS = ("ksg", "infonce", "mine")
@@ -76,16 +71,18 @@ TARGET_SECONDS = 15.0
 
 
 def parse_seeds(text: str) -> tuple[str, list[int]]:
-    """(label, seeds) of ``tuning``, ``judging``, ``judging-2`` or ``A-B`` (both ends included)."""
-    named = {"tuning": TUNING_SEEDS, "judging": JUDGING_SEEDS, "judging-2": SECOND_JUDGING_SEEDS}
-    if text in named:
-        return text, list(named[text])
+    """(label, seeds) of ``tuning``, ``judging``, ``judging-N`` or ``A-B`` (both ends included)."""
+    if text == "tuning" or text.startswith("judging"):
+        try:
+            return text, list(_named_draw(text))
+        except ValueError:
+            pass
     first, sep, last = text.partition("-")
     try:
         a, b = int(first), int(last if sep else first)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--seeds must be 'tuning', 'judging', 'judging-2' or A-B (ints, A <= B), got {text!r}"
+            f"--seeds must be 'tuning', 'judging-N' or A-B (ints, A <= B), got {text!r}"
         ) from None
     if a < 0 or b < a:
         raise argparse.ArgumentTypeError(f"--seeds A-B needs 0 <= A <= B, got {text!r}")
@@ -93,7 +90,7 @@ def parse_seeds(text: str) -> tuple[str, list[int]]:
 
 
 def touches_judging(seeds: Sequence[int]) -> bool:
-    return bool(set(seeds) & (set(JUDGING_SEEDS) | set(SECOND_JUDGING_SEEDS)))
+    return any(s >= JUDGING_SEEDS[0] for s in seeds)  # every judging draw lies above the tuning
 
 
 def run_one(name: str, views: Sequence[np.ndarray], args) -> tuple[float, dict]:
@@ -577,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown estimators {unknown}; valid values are {list(ESTIMATORS)}")
     if touches_judging(seeds) and not args.judging_run and not args.summarize:
         parser.error(
-            "these seeds include the judging draw (mdmest.tasks.JUDGING_SEEDS), which judges the "
+            "these seeds include a judging draw (mdmest.tasks.judging_draw), which judges the "
             "defaults and is never used for tuning; pass --judging-run to run it"
         )
     if args.rows < 100:

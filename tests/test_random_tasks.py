@@ -14,6 +14,7 @@ from mdmest.tasks import (
     SECOND_JUDGING_SEEDS,
     TUNING_SEEDS,
     Task,
+    judging_draw,
     random_task,
     random_tasks,
 )
@@ -180,8 +181,10 @@ def test_transformed_tasks_keep_the_base_value():
 
 def test_named_draws():
     assert [t.seed for t in random_tasks(range(2))] == [0, 1]
-    with pytest.raises(ValueError, match="'tuning', 'judging'"):
-        random_tasks("judge")
+    for bad in ("judge", "judging-0", "judging-x"):
+        with pytest.raises(ValueError, match="'tuning', 'judging'"):
+            random_tasks(bad)
+    assert judging_draw(2) == SECOND_JUDGING_SEEDS and len(judging_draw(3)) == 100
 
 
 @pytest.mark.parametrize("bad", [-1, -100])
@@ -225,6 +228,7 @@ def bench():
 def test_benchmark_seed_ranges(bench):
     assert bench.parse_seeds("tuning") == ("tuning", list(TUNING_SEEDS))
     assert bench.parse_seeds("judging-2") == ("judging-2", list(SECOND_JUDGING_SEEDS))
+    assert bench.parse_seeds("judging-3") == ("judging-3", list(range(300_000, 300_100)))
     assert bench.parse_seeds("3-5") == ("3-5", [3, 4, 5])
     assert bench.parse_seeds("7") == ("7-7", [7])
     for bad in ("5-3", "a-b", "-1-2", "judge"):
@@ -236,7 +240,7 @@ def test_benchmark_refuses_the_judging_draw_without_its_flag(bench, tmp_path, ca
     with pytest.raises(SystemExit):
         bench.main(["--seeds", "judging", "--out", str(tmp_path)])
     assert "never used for tuning" in capsys.readouterr().err
-    for first in (JUDGING_SEEDS[0], SECOND_JUDGING_SEEDS[0]):
+    for first in (JUDGING_SEEDS[0], SECOND_JUDGING_SEEDS[0], judging_draw(3)[0]):
         with pytest.raises(SystemExit):
             bench.main(["--seeds", f"{first - 1}-{first}", "--out", str(tmp_path)])
     assert not (tmp_path / "runs.jsonl").exists()

@@ -14,8 +14,8 @@ Every task is a :class:`Task`: it has a readable, unique ``name``, the view widt
   :class:`AdditiveNoiseTask` (uniform signal plus uniform noise), :class:`GaussianMixtureTask`.
 - :func:`task_suite`: the standard list the benchmarks run on.
 - Random tasks nobody can tune to: :func:`random_task`, :func:`random_tasks`, the seeds
-  :data:`TUNING_SEEDS`, :data:`SECOND_JUDGING_SEEDS` (the judging draw now: never tune on it)
-  and :data:`JUDGING_SEEDS` (the first judging draw, spent).
+  :data:`TUNING_SEEDS` and the judging draws :func:`judging_draw` (never tune on one;
+  :data:`JUDGING_SEEDS` and :data:`SECOND_JUDGING_SEEDS` are the first two, spent).
 """
 
 from mdmest.tasks.base import Task
@@ -46,6 +46,7 @@ from mdmest.tasks.random import (
     TUNING_SEEDS,
     MixtureTask,
     RandomTask,
+    judging_draw,
     random_task,
     random_tasks,
 )
@@ -78,4 +79,5 @@ __all__ = [
     "TUNING_SEEDS",
     "JUDGING_SEEDS",
     "SECOND_JUDGING_SEEDS",
+    "judging_draw",
 ]

@@ -35,11 +35,12 @@ its target is capped at 85% of that.
 
 Seeds
 -----
-:data:`SECOND_JUDGING_SEEDS` is the draw that judges the defaults now: it is never used for
-tuning. Tune on :data:`TUNING_SEEDS` (a disjoint range). Each judging draw was fixed before any
-estimator ran on its tasks. The first one, :data:`JUDGING_SEEDS`, judged two defaults (the
-critics from nothing, adopted; the critics from a fitted mixture, not adopted); a draw that has
-judged a change and been read to design the next one is spent, so the second judges what
+Judging draws (:func:`judging_draw`: draw N is seeds N·100,000 onwards) judge the defaults and
+are never used for tuning; tune on :data:`TUNING_SEEDS` (a disjoint range). Each is fixed before
+any estimator runs on its tasks, and once its records have been read to design a change it is
+spent and the next one judges. The first, :data:`JUDGING_SEEDS`, judged the critics from
+nothing (adopted) and from a fitted mixture (not adopted); the second,
+:data:`SECOND_JUDGING_SEEDS`, the gated mixture start (adopted); the third judges what
 follows.
 
 Examples
@@ -69,6 +70,7 @@ __all__ = [
     "JUDGING_SEEDS",
     "SECOND_JUDGING_SEEDS",
     "TUNING_SEEDS",
+    "judging_draw",
     "RANDOM_STRUCTURES",
     "MixtureTask",
     "RandomTask",
@@ -86,13 +88,23 @@ RANDOM_STRUCTURES: tuple[str, ...] = (
 )
 """The structures a draw picks from (uniformly)."""
 
-JUDGING_SEEDS: range = range(100_000, 100_100)
+
+def judging_draw(number: int) -> range:
+    """The seeds of judging draw ``number`` (an int >= 1): ``number`` × 100,000 onwards, 100 of
+    them. A draw is fixed before any estimator runs on it; once its records have been read to
+    design a change it is spent, and the next one judges."""
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ValueError(f"number must be an int >= 1, got {number!r}")
+    return range(number * 100_000, number * 100_000 + 100)
+
+
+JUDGING_SEEDS: range = judging_draw(1)
 """The first judging draw (100 tasks): it judged two defaults and is spent (its records were
 read to design the next change)."""
 
-SECOND_JUDGING_SEEDS: range = range(200_000, 200_100)
-"""The judging draw from 2026-12-07 on (100 tasks), fixed before any estimator ran on it: never
-used for tuning."""
+SECOND_JUDGING_SEEDS: range = judging_draw(2)
+"""The second judging draw (100 tasks), fixed on 2026-12-07 before any estimator ran on it; it
+judged the gated mixture start and was then read (its narrow views), so it is spent too."""
 
 TUNING_SEEDS: range = range(0, 200)
 """The tuning draw (200 tasks), disjoint from both judging draws."""
@@ -352,24 +364,29 @@ def random_task(seed: int) -> RandomTask:
     return _draw(_check_seed(seed))
 
 
+def _named_draw(name: str) -> range:
+    """The seeds of "tuning", "judging" (the first judging draw) or "judging-N"."""
+    if name == "tuning":
+        return TUNING_SEEDS
+    if name == "judging":
+        return JUDGING_SEEDS
+    number = name.removeprefix("judging-")
+    if name.startswith("judging-") and number.isdigit() and int(number) >= 1:
+        return judging_draw(int(number))
+    raise ValueError(
+        f"seeds must be 'tuning', 'judging', 'judging-N' (N >= 1) or ints, got {name!r}"
+    )
+
+
 def random_tasks(seeds: Iterable[int] | str) -> list[RandomTask]:
     """The random tasks of ``seeds``: an iterable of ints, or ``"tuning"`` (:data:`TUNING_SEEDS`),
-    ``"judging"`` (:data:`JUDGING_SEEDS`) or ``"judging-2"`` (:data:`SECOND_JUDGING_SEEDS`)."""
+    ``"judging"`` (:data:`JUDGING_SEEDS`) or ``"judging-N"`` (:func:`judging_draw` ``(N)``)."""
     if isinstance(seeds, str):
-        named = {
-            "tuning": TUNING_SEEDS,
-            "judging": JUDGING_SEEDS,
-            "judging-2": SECOND_JUDGING_SEEDS,
-        }
-        if seeds not in named:
-            raise ValueError(
-                f"seeds must be 'tuning', 'judging', 'judging-2' or ints, got {seeds!r}"
-            )
-        seeds = named[seeds]
+        seeds = _named_draw(seeds)
     try:
         seeds = list(seeds)
     except TypeError:
         raise TypeError(
-            f"seeds must be an iterable of ints or 'tuning'/'judging'/'judging-2', got {seeds!r}"
+            f"seeds must be an iterable of ints or 'tuning'/'judging-N', got {seeds!r}"
         ) from None
     return [random_task(s) for s in seeds]
