@@ -180,20 +180,52 @@ def test_estimate_trains_its_critic_on_top_of_a_mixture_fitted_to_the_training_r
 
     views, _ = _clustered(6000, seed=2)
     truth = float(_clustered(200_000, seed=1)[1].mean())
-    mixture = EstimateConfig(mixture_max_components=8)
+    # Two views of 2 features: below the default's 8 features; the start asked for anyway.
+    mixture = EstimateConfig(mixture_min_features=0)
     options = dict(candidates=["critic"], steps=30, eval_negatives=8, progress=False)
     result = mdmest.estimate(views, "dv", config=mixture, **options)
     critic = result.measure.critic
     assert isinstance(critic, OffsetCritic) and critic.base.components >= 2
     # 30 steps of a network alone read far less; the mixture carries the value.
     assert result.value == pytest.approx(truth, abs=0.08)
-    alone = mdmest.estimate(views, "dv", **options)  # the default: no mixture
+    scratch = EstimateConfig(mixture_max_components=0)
+    alone = mdmest.estimate(views, "dv", config=scratch, **options)
     assert isinstance(alone.measure.critic, MLPCritic) and alone.value < truth - 0.2
     # Independent views: no mixture bounds above the noise; the critic starts from nothing.
     rng = np.random.default_rng(3)
     independent = [rng.normal(size=(6000, 3)), rng.normal(size=(6000, 2))]
     flat = mdmest.estimate(independent, "dv", config=mixture, **options)
     assert isinstance(flat.measure.critic, MLPCritic) and abs(flat.value) < 0.01
+
+
+def test_the_mixture_start_is_gated_on_what_one_gaussian_misses():
+    from mdmest.critics import OffsetCritic
+    from mdmest.estimation import EstimateConfig
+    from mdmest.estimation.closed_forms import mixture_critic
+
+    # Gaussian views: two or more components read no more than one; the critics start from
+    # nothing, and the value is the one without the option, bit for bit.
+    views = gaussian_task_with_tc(2.0, (2, 3)).sample(6000, seed=5)
+    train, tuning = [v[:5000] for v in views], [v[5000:] for v in views]
+    assert mixture_critic(train, tuning, config=EstimateConfig()) is None
+    options = dict(candidates=["critic"], steps=30, eval_negatives=8, progress=False)
+    gated = mdmest.estimate(views, "dv", **options)  # the default: mixture_max_components=8
+    scratch = mdmest.estimate(
+        views, "dv", config=EstimateConfig(mixture_max_components=0), **options
+    )
+    assert isinstance(gated.measure.critic, MLPCritic)
+    assert gated.value == scratch.value
+    # Clustered views: the mixture of several components reads what the Gaussian misses.
+    views, _ = _clustered(6000, seed=2)
+    train, tuning = [v[:5000] for v in views], [v[5000:] for v in views]
+    assert mixture_critic(train, tuning, config=EstimateConfig()).components >= 2
+    assert mixture_critic(train, tuning, config=EstimateConfig(mixture_max_components=1)) is None
+    # ... but 4 features in all are fewer than the default's 8: the network starts from nothing.
+    few = mdmest.estimate(views, "dv", **options)
+    assert isinstance(few.measure.critic, MLPCritic)
+    wide = [np.concatenate([v, np.random.default_rng(k).normal(size=(6000, 2))], axis=1)
+            for k, v in enumerate(views)]  # fmt: skip
+    assert isinstance(mdmest.estimate(wide, "dv", **options).measure.critic, OffsetCritic)
 
 
 def test_refits_of_an_overfit_critic_start_from_nothing():
@@ -213,7 +245,7 @@ def test_refits_of_an_overfit_critic_start_from_nothing():
         "dv",
         {},
         options,
-        EstimateConfig(mixture_max_components=8),
+        EstimateConfig(mixture_min_features=0),
         "per_view",
         torch.float32,
         torch.device("cpu"),

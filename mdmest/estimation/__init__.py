@@ -122,11 +122,13 @@ def estimate(
     ``thorough=True`` adds the weight-decay or tree alternative in any case.
     ``candidates=["critic"]`` keeps only the trained critic (what comparisons of measures use).
 
-    **The start.** With ``config=EstimateConfig(mixture_max_components=8)``, for "dv" and "f"
-    with KL by name, the network critics (not the weight-decay refits of an overfit one, nor a
-    decomposition's terms) start from the log-density ratio of a Gaussian mixture fitted to the
-    training rows, its number of components chosen on validation rows
-    (:class:`~mdmest.critics.OffsetCritic`). By default they start from nothing.
+    **The start.** For "dv" and "f" with KL by name on views of 8 or more features together
+    (``config.mixture_min_features``), where a Gaussian mixture of 2 to 8
+    components fitted to the training rows reads more dependency on validation rows than one
+    Gaussian does (by more than the noise), the network critics (not the weight-decay refits of
+    an overfit one, nor a decomposition's terms) start from that mixture's log-density ratio
+    (:class:`~mdmest.critics.OffsetCritic`); elsewhere they start from nothing.
+    ``config=EstimateConfig(mixture_max_components=0)`` always starts from nothing.
 
     Parameters
     ----------

@@ -156,14 +156,15 @@ def mixture_critic(
 ) -> GaussianMixtureCritic | None:
     """The log-density ratio of the Gaussian mixture fitted on ``train_views`` whose number of
     components (1, 2, 4, ... up to ``config.mixture_max_components``) gives the highest DV bound
-    (product term at least 0) on ``tuning_views``; ``None`` where no mixture is asked for, none
-    can be fitted, or none bounds above the noise there (three standard errors and
-    ``config.refit_gap_nats``: on independent views the best of a few fits is above 0 by
-    chance). A number of components needs more training rows than features times components."""
+    (product term at least 0) on ``tuning_views``, where that mixture has more than one
+    component and its bound is above the single Gaussian's (or 0) by more than the noise (three
+    of its standard errors and ``config.refit_gap_nats``): where the rows show dependency that
+    one Gaussian does not. ``None`` otherwise, where no mixture is asked for, or none can be
+    fitted. A number of components needs more training rows than features times components."""
     rows = np.concatenate([np.asarray(v, dtype=np.float64) for v in train_views], axis=1)
     dims = [np.shape(v)[1] for v in train_views]
     tuning = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in tuning_views]
-    best, best_value = None, -math.inf
+    best, best_value, best_stderr, single = None, -math.inf, math.nan, 0.0
     components = 1
     while components <= config.mixture_max_components and len(rows) > components * rows.shape[1]:
         try:
@@ -175,9 +176,13 @@ def mixture_critic(
         value, stderr = _evaluate(
             measure, tuning, None, config.validation_product_rows, config.stderr_folds
         )
-        if math.isfinite(value) and value > max(best_value, _noise_floor(stderr, config)):
-            best, best_value = critic, value
+        if components == 1 and math.isfinite(value):
+            single = max(value, 0.0)
+        elif math.isfinite(value) and value > best_value:
+            best, best_value, best_stderr = critic, value, stderr
         components *= 2
+    if best is None or best_value - single <= _noise_floor(best_stderr, config):
+        return None
     return best
 
 

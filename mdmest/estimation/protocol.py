@@ -78,10 +78,13 @@ class Prepared:
         Gaussian mixture log-ratio fitted on the training rows, its number of components
         chosen on the tuning rows (:func:`~mdmest.estimation.closed_forms.mixture_critic`);
         ``None`` without ``config.mixture_max_components``, for a measure other than "dv" or
-        "f" with KL by name, a critic of the caller's, or where no mixture bounds above the
-        noise."""
+        "f" with KL by name, a critic of the caller's, views of fewer features together than
+        ``config.mixture_min_features``, or where no mixture reads more than one Gaussian."""
         wanted = self.kl_by_name and "critic" not in self.measure_kwargs
+        features = sum(a.shape[1] for a in self.arrays)
         if not (wanted and self.config.mixture_max_components):
+            return None
+        if features < self.config.mixture_min_features:
             return None
         base = mixture_critic(self.rows("train"), self.rows("tuning"), self.seed, self.config)
         return base.to(self.device) if base is not None else None

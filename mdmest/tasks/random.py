@@ -40,8 +40,8 @@ are never used for tuning; tune on :data:`TUNING_SEEDS` (a disjoint range). Each
 any estimator runs on its tasks, and once its records have been read to design a change it is
 spent and the next one judges. The first, :data:`JUDGING_SEEDS`, judged the critics from
 nothing (adopted) and from a fitted mixture (not adopted); the second,
-:data:`SECOND_JUDGING_SEEDS`, the gated mixture start (adopted); the third judges what
-follows.
+:data:`SECOND_JUDGING_SEEDS`, the gated mixture start (adopted); six narrow-view tasks of the
+third checked the rule that narrow views start from nothing. The fourth judges what follows.
 
 Examples
 --------
