@@ -81,10 +81,9 @@ class Prepared:
         "f" with KL by name, a critic of the caller's, views of fewer features together than
         ``config.mixture_min_features``, or where no mixture reads more than one Gaussian."""
         wanted = self.kl_by_name and "critic" not in self.measure_kwargs
-        features = sum(a.shape[1] for a in self.arrays)
         if not (wanted and self.config.mixture_max_components):
             return None
-        if features < self.config.mixture_min_features:
+        if sum(a.shape[1] for a in self.arrays) < self.config.mixture_min_features:
             return None
         base = mixture_critic(self.rows("train"), self.rows("tuning"), self.seed, self.config)
         return base.to(self.device) if base is not None else None
