@@ -95,14 +95,18 @@ def touches_judging(seeds: Sequence[int]) -> bool:
 
 def run_one(name: str, views: Sequence[np.ndarray], args) -> tuple[float, dict]:
     """The estimator's value, and for mdmest what else the record keeps: the candidate its value
-    came from, and each candidate's validation and test values."""
+    came from, each candidate's validation and test values, and the components of the fitted
+    mixture the chosen critic started from (0: from nothing, or no trained critic)."""
     if name == "mdmest":
         result = estimate(views, "dv", progress=False, seed=0)
         candidates = {
             k: {"validation": c.validation, "test": c.test, "seconds": c.seconds}
             for k, c in result.candidates.items()
         }
-        return float(result.value), {"chosen": result.chosen, "candidates": candidates}
+        base = getattr(getattr(result.measure, "critic", None), "base", None)
+        start = int(base.components) if base is not None else 0
+        extra = {"chosen": result.chosen, "candidates": candidates, "mixture_start": start}
+        return float(result.value), extra
     if name == "ksg":
         return ksg(views, k=3, seed=0), {}
     if name == "infonce":

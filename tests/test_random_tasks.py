@@ -368,3 +368,20 @@ def test_mine_sums_the_chain_rule_and_names_bad_input(bench):
         baselines.mine_pair(views[0], views[1], ema=0.0)
     with pytest.raises(ValueError, match="too few"):
         baselines.mine_pair(views[0][:3], views[1][:3])
+
+
+def test_benchmark_records_the_mixture_start_of_the_chosen_critic(bench, monkeypatch):
+    import functools
+
+    import mdmest
+
+    rng = np.random.default_rng(0)
+    label = rng.integers(3, size=4000)
+    centres = rng.normal(scale=3.0, size=(2, 3, 4))  # three clusters shared by two 4-d views
+    views = [centres[k, label] + rng.normal(size=(4000, 4)) for k in range(2)]
+    quick = functools.partial(mdmest.estimate, steps=20, candidates=["critic"], eval_negatives=4)
+    monkeypatch.setattr(bench, "estimate", quick)
+    value, extra = bench.run_one("mdmest", views, None)
+    assert extra["chosen"] == "critic" and extra["mixture_start"] >= 2
+    flat = [rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4))]
+    assert bench.run_one("mdmest", flat, None)[1]["mixture_start"] == 0
