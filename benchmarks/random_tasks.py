@@ -56,8 +56,7 @@ from mdmest import estimate
 from mdmest.experiments import machine_info
 from mdmest.experiments.baselines import infonce, ksg, mine
 from mdmest.io import atomic_open, atomic_write_text
-from mdmest.tasks import JUDGING_SEEDS, RANDOM_STRUCTURES, random_task
-from mdmest.tasks.random import _named_draw
+from mdmest.tasks import JUDGING_SEEDS, RANDOM_STRUCTURES, draw_seeds, random_task
 
 ESTIMATORS = ("mdmest", "ksg", "infonce", "mine")
 PEERS = ("ksg", "infonce", "mine")
@@ -74,7 +73,7 @@ def parse_seeds(text: str) -> tuple[str, list[int]]:
     """(label, seeds) of ``tuning``, ``judging``, ``judging-N`` or ``A-B`` (both ends included)."""
     if text == "tuning" or text.startswith("judging"):
         try:
-            return text, list(_named_draw(text))
+            return text, list(draw_seeds(text))
         except ValueError:
             pass
     first, sep, last = text.partition("-")

@@ -124,6 +124,7 @@ PUBLIC = {
         "RandomTask",
         "SECOND_JUDGING_SEEDS",
         "TUNING_SEEDS",
+        "draw_seeds",
         "judging_draw",
         "random_task",
         "random_tasks",

@@ -14,6 +14,7 @@ from mdmest.tasks import (
     SECOND_JUDGING_SEEDS,
     TUNING_SEEDS,
     Task,
+    draw_seeds,
     judging_draw,
     random_task,
     random_tasks,
@@ -185,6 +186,7 @@ def test_named_draws():
         with pytest.raises(ValueError, match="'tuning', 'judging'"):
             random_tasks(bad)
     assert judging_draw(2) == SECOND_JUDGING_SEEDS and len(judging_draw(3)) == 100
+    assert draw_seeds("judging-3") == judging_draw(3) and draw_seeds("tuning") == TUNING_SEEDS
 
 
 @pytest.mark.parametrize("bad", [-1, -100])

@@ -15,7 +15,8 @@ Every task is a :class:`Task`: it has a readable, unique ``name``, the view widt
 - :func:`task_suite`: the standard list the benchmarks run on.
 - Random tasks nobody can tune to: :func:`random_task`, :func:`random_tasks`, the seeds
   :data:`TUNING_SEEDS` and the judging draws :func:`judging_draw` (never tune on one;
-  :data:`JUDGING_SEEDS` and :data:`SECOND_JUDGING_SEEDS` are the first two, spent).
+  :data:`JUDGING_SEEDS` and :data:`SECOND_JUDGING_SEEDS` are the first two, spent), or any
+  draw by name with :func:`draw_seeds`.
 """
 
 from mdmest.tasks.base import Task
@@ -46,6 +47,7 @@ from mdmest.tasks.random import (
     TUNING_SEEDS,
     MixtureTask,
     RandomTask,
+    draw_seeds,
     judging_draw,
     random_task,
     random_tasks,
@@ -80,4 +82,5 @@ __all__ = [
     "JUDGING_SEEDS",
     "SECOND_JUDGING_SEEDS",
     "judging_draw",
+    "draw_seeds",
 ]

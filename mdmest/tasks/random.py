@@ -71,6 +71,7 @@ __all__ = [
     "SECOND_JUDGING_SEEDS",
     "TUNING_SEEDS",
     "judging_draw",
+    "draw_seeds",
     "RANDOM_STRUCTURES",
     "MixtureTask",
     "RandomTask",
@@ -364,8 +365,15 @@ def random_task(seed: int) -> RandomTask:
     return _draw(_check_seed(seed))
 
 
-def _named_draw(name: str) -> range:
-    """The seeds of "tuning", "judging" (the first judging draw) or "judging-N"."""
+def draw_seeds(name: str) -> range:
+    """The seeds of a named draw: "tuning" (:data:`TUNING_SEEDS`), "judging" (the first judging
+    draw) or "judging-N" (:func:`judging_draw` ``(N)``).
+
+    Raises
+    ------
+    ValueError
+        Any other name.
+    """
     if name == "tuning":
         return TUNING_SEEDS
     if name == "judging":
@@ -382,7 +390,7 @@ def random_tasks(seeds: Iterable[int] | str) -> list[RandomTask]:
     """The random tasks of ``seeds``: an iterable of ints, or ``"tuning"`` (:data:`TUNING_SEEDS`),
     ``"judging"`` (:data:`JUDGING_SEEDS`) or ``"judging-N"`` (:func:`judging_draw` ``(N)``)."""
     if isinstance(seeds, str):
-        seeds = _named_draw(seeds)
+        seeds = draw_seeds(seeds)
     try:
         seeds = list(seeds)
     except TypeError:
