@@ -99,11 +99,10 @@ def run_one(name: str, views: Sequence[np.ndarray], args) -> tuple[float, dict]:
     if name == "mdmest":
         result = estimate(views, "dv", progress=False, seed=0)
         candidates = {
-            k: {"validation": c.validation, "test": c.test, "seconds": c.seconds}
+            k: {"validation": c.validation, "test": c.test, "seconds": c.seconds, "start": c.start}
             for k, c in result.candidates.items()
         }
-        base = getattr(getattr(result.measure, "critic", None), "base", None)
-        start = int(base.components) if base is not None else 0
+        start = result.candidates[result.chosen].start
         extra = {"chosen": result.chosen, "candidates": candidates, "mixture_start": start}
         return float(result.value), extra
     if name == "ksg":

@@ -178,6 +178,7 @@ def test_estimate_reports_the_chosen_candidate_and_every_candidates_values(views
         "test",
         "test_stderr",
         "seconds",
+        "start",
     }
     assert record["value"] == record["candidates"][chosen]["test"]
     # The seconds are printed as seconds, after the values in the measure's unit.
@@ -185,6 +186,28 @@ def test_estimate_reports_the_chosen_candidate_and_every_candidates_values(views
     assert f"nats ({seconds:.1f} s)" in text and "seconds" not in text
     assert f"chosen on the validation rows: {chosen}" in text
     assert f"candidate {chosen}: validation " in text and "(reported)" in text
+    # The start is no value in nats: named only where a critic started from a mixture.
+    assert "start" not in text or "started from a mixture of" in text
+
+
+def test_estimate_names_the_mixture_a_critic_started_from(capsys):
+    import numpy as np
+
+    from mdmest.cli.estimate import _describe
+    from mdmest.estimation import CandidateValue, EstimateResult
+
+    result = EstimateResult(1.0, 0.05, np.zeros(3), None, n_train=1200, n_test=400)
+    result.candidates = {
+        "critic": CandidateValue(0.9, 0.1, 1.0, 0.05, seconds=2.0, start=4),
+        "deeper": CandidateValue(0.8, 0.1, 0.9, 0.05, seconds=3.0),
+    }
+    args = type("Args", (), {"measure": "dv"})()
+    _describe(result, args, ["a", "b"], None)
+    lines = capsys.readouterr().out.splitlines()
+    critic = next(line for line in lines if "candidate critic" in line)
+    deeper = next(line for line in lines if "candidate deeper" in line)
+    assert "(2.0 s), started from a mixture of 4 Gaussians  (reported)" in critic
+    assert "mixture" not in deeper and "start" not in deeper
 
 
 # -- progress --------------------------------------------------------------------------------------

@@ -186,11 +186,15 @@ def test_estimate_trains_its_critic_on_top_of_a_mixture_fitted_to_the_training_r
     result = mdmest.estimate(views, "dv", config=mixture, **options)
     critic = result.measure.critic
     assert isinstance(critic, OffsetCritic) and critic.base.components >= 2
+    # The result says which mixture the critic started from.
+    assert result.candidates["critic"].start == critic.base.components
+    assert result.to_dict()["candidates"]["critic"]["start"] == critic.base.components
     # 30 steps of a network alone read far less; the mixture carries the value.
     assert result.value == pytest.approx(truth, abs=0.08)
     scratch = EstimateConfig(mixture_max_components=0)
     alone = mdmest.estimate(views, "dv", config=scratch, **options)
     assert isinstance(alone.measure.critic, MLPCritic) and alone.value < truth - 0.2
+    assert alone.candidates["critic"].start == 0
     # Independent views: no mixture bounds above the noise; the critic starts from nothing.
     rng = np.random.default_rng(3)
     independent = [rng.normal(size=(6000, 3)), rng.normal(size=(6000, 2))]

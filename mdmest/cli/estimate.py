@@ -255,7 +255,7 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
 def _candidates(result) -> tuple[str | None, dict]:
     """The candidate reported and every candidate's values, as in ``result.to_dict()``:
     ``{name: {"validation": ..., "validation_stderr": ..., "test": ..., "test_stderr": ...,
-    "seconds": ...}}``."""
+    "seconds": ..., "start": ...}}``."""
     record = result.to_dict()
     return record.get("chosen"), record.get("candidates") or {}
 
@@ -280,6 +280,9 @@ def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
             value = dict(value)
             seconds = value.pop("seconds", None)
             took = f" ({seconds:.1f} s)" if isinstance(seconds, (int, float)) else ""
+            start = value.pop("start", 0)
+            if start:
+                took += f", started from a mixture of {start} Gaussians"
             shown = ", ".join(
                 f"{part} {number:.4f}"
                 for part, number in value.items()

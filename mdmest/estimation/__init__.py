@@ -323,6 +323,7 @@ def _result(data, done: dict[str, Outcome]) -> EstimateResult:
             *outcome.read_test(),
             trained=outcome.history is not None,
             seconds=outcome.seconds,
+            start=_mixture_start(outcome.measure),
         )
         for name, outcome in done.items()
     }
@@ -349,6 +350,12 @@ def _result(data, done: dict[str, Outcome]) -> EstimateResult:
         constant=chosen.constant,
         test_rows=split.test,
     )
+
+
+def _mixture_start(measure) -> int:
+    """The components of the fitted mixture ``measure``'s critic starts from (0: none)."""
+    base = getattr(getattr(measure, "critic", None), "base", None)
+    return int(getattr(base, "components", 0))
 
 
 def _unshrunk_stderr(outcome: Outcome) -> float:

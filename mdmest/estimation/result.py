@@ -62,8 +62,10 @@ class EstimateResult:
         The candidate whose test value is ``value``: the one with the highest validation value
         ("critic", "weight_decay", "gaussian_copula", ...).
     candidates : dict of str to CandidateValue
-        Every candidate that ran: its validation and test values and standard errors, and the
-        seconds its run took.
+        Every candidate that ran: its validation and test values and standard errors, the
+        seconds its run took, and the mixture a trained critic started from
+        (``result.candidates[result.chosen].start``: 0 where the chosen value's critic started
+        from nothing).
     saturated : bool
         The views are (nearly) functions of each other, or the value is near log n: the
         dependency is beyond what the rows can show and ``value`` is a lower bound only.
@@ -194,7 +196,9 @@ class CandidateValue:
     """One candidate's value and standard error on the validation rows (which chose among the
     candidates) and on the test rows (which chose nothing); ``trained`` for a trained critic;
     ``seconds``, the wall-clock time of its run (training and validation value; NaN where not
-    timed), which equality ignores: the same values from two runs compare equal."""
+    timed), which equality ignores: the same values from two runs compare equal; ``start``, the
+    number of components of the Gaussian mixture a trained critic started from (0: from
+    nothing; :class:`~mdmest.critics.OffsetCritic`)."""
 
     validation: float
     validation_stderr: float
@@ -202,6 +206,7 @@ class CandidateValue:
     test_stderr: float
     trained: bool = True
     seconds: float = field(default=math.nan, compare=False)  # a value's identity is not its time
+    start: int = 0
 
     def to_dict(self) -> dict[str, float | None]:
         return {
@@ -210,6 +215,7 @@ class CandidateValue:
             "test": _number(self.test),
             "test_stderr": _number(self.test_stderr),
             "seconds": _number(self.seconds),
+            "start": int(self.start),
         }
 
 
