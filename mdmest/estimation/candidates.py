@@ -148,7 +148,9 @@ def _decayed(name: str, tree: bool = False, strong: bool = False):
 
 
 def _deeper(data: Prepared, done: Done) -> Outcome:
-    return train_critic(data, "deeper", deep=True)
+    # From nothing, also where the first critic started from the fitted mixture: the
+    # validation rows then choose between the two starts at no extra training.
+    return train_critic(data, "deeper", deep=True, mixture=False)
 
 
 def _extended(data: Prepared, done: Done) -> Outcome:
