@@ -232,7 +232,7 @@ def test_the_mixture_start_is_gated_on_what_one_gaussian_misses():
     assert isinstance(mdmest.estimate(wide, "dv", **options).measure.critic, OffsetCritic)
 
 
-def test_refits_of_an_overfit_critic_start_from_nothing():
+def test_refits_and_the_deeper_critic_start_from_nothing():
     from mdmest.critics import OffsetCritic
     from mdmest.estimation import EstimateConfig
     from mdmest.estimation.candidates import CANDIDATES
@@ -259,3 +259,8 @@ def test_refits_of_an_overfit_critic_start_from_nothing():
     assert isinstance(first.measure.critic, OffsetCritic)
     assert first.measure.critic.base is data.mixture_base  # fitted once per call
     assert isinstance(refit.measure.critic, MLPCritic)
+    # The residual critic starts from nothing: the validation rows then see both starts.
+    deeper = CANDIDATES["deeper"].run(data, {"critic": first})
+    critic = deeper.measure.critic
+    assert isinstance(critic, MLPCritic)
+    assert any(type(m).__name__ == "_ResidualBlock" for m in critic.modules())

@@ -125,9 +125,10 @@ def estimate(
     **The start.** For "dv" and "f" with KL by name on views of 8 or more features together
     (``config.mixture_min_features``), where a Gaussian mixture of 2 to 8
     components fitted to the training rows reads more dependency on validation rows than one
-    Gaussian does (by more than the noise), the network critics (not the weight-decay refits of
-    an overfit one, nor a decomposition's terms) start from that mixture's log-density ratio
-    (:class:`~mdmest.critics.OffsetCritic`); elsewhere they start from nothing.
+    Gaussian does (by more than the noise), the first critic and ``extended`` start from that
+    mixture's log-density ratio (:class:`~mdmest.critics.OffsetCritic`); ``deeper``, the
+    weight-decay refits and a decomposition's terms start from nothing, so the validation rows
+    choose between the two starts; elsewhere every critic starts from nothing.
     ``config=EstimateConfig(mixture_max_components=0)`` always starts from nothing.
 
     Parameters

@@ -69,8 +69,9 @@ class EstimateConfig:
         Gaussian-copula canonical correlation is 1 to within ``1e-6``, earn the warning that
         the dependency is beyond what the rows can show (0.8).
     mixture_max_components : int
-        Above 0, the trained critics of "dv" and "f" with KL by name (the first one,
-        ``extended`` and ``deeper``; not the weight-decay refits) start from the log-density
+        Above 0, the trained critics of "dv" and "f" with KL by name (the first one and
+        ``extended``; not ``deeper``, which trains from nothing so that the validation rows
+        see both starts, nor the weight-decay refits) start from the log-density
         ratio of a Gaussian mixture fitted to the training rows
         (:class:`mdmest.critics.OffsetCritic`): of 2, 4, ... up to this many components, the
         mixture whose DV bound is highest on the tuning rows, where that bound is above the

@@ -41,7 +41,8 @@ any estimator runs on its tasks, and once its records have been read to design a
 spent and the next one judges. The first, :data:`JUDGING_SEEDS`, judged the critics from
 nothing (adopted) and from a fitted mixture (not adopted); the second,
 :data:`SECOND_JUDGING_SEEDS`, the gated mixture start (adopted); six narrow-view tasks of the
-third checked the rule that narrow views start from nothing. The fourth judges what follows.
+third checked the rule that narrow views start from nothing; the fourth judged ``deeper`` from
+nothing, and its records have been read. The fifth judges what follows.
 
 Examples
 --------
