@@ -119,6 +119,7 @@ def test_result_repr_is_one_short_line_and_to_dict_is_json():
         "test": 0.25,
         "test_stderr": None,
         "seconds": None,
+        "start": 0,
     }
 
 
