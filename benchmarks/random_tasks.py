@@ -94,16 +94,23 @@ def touches_judging(seeds: Sequence[int]) -> bool:
 
 def run_one(name: str, views: Sequence[np.ndarray], args) -> tuple[float, dict]:
     """The estimator's value, and for mdmest what else the record keeps: the candidate its value
-    came from, each candidate's validation and test values, and the components of the fitted
-    mixture the chosen critic started from (0: from nothing, or no trained critic)."""
+    came from, each candidate's validation and test values, and the components and covariance
+    of the fitted mixture the chosen critic started from (0 and "": from nothing, or no trained
+    critic)."""
     if name == "mdmest":
         result = estimate(views, "dv", progress=False, seed=0)
         candidates = {
-            k: {"validation": c.validation, "test": c.test, "seconds": c.seconds, "start": c.start}
+            k: {
+                "validation": c.validation, "test": c.test, "seconds": c.seconds,
+                "start": c.start, "start_covariance": c.start_covariance,
+            }
             for k, c in result.candidates.items()
-        }
-        start = result.candidates[result.chosen].start
-        extra = {"chosen": result.chosen, "candidates": candidates, "mixture_start": start}
+        }  # fmt: skip
+        chosen = result.candidates[result.chosen]
+        extra = {
+            "chosen": result.chosen, "candidates": candidates, "mixture_start": chosen.start,
+            "mixture_covariance": chosen.start_covariance,
+        }  # fmt: skip
         return float(result.value), extra
     if name == "ksg":
         return ksg(views, k=3, seed=0), {}

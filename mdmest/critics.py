@@ -346,6 +346,10 @@ class GaussianCritic(nn.Module):
         return (self.constant - 0.5 * quadratic).to(x.dtype)
 
 
+#: The covariances of :class:`GaussianMixtureCritic`: "full", or "block" (block-diagonal by view).
+COVARIANCES = ("full", "block")
+
+
 class GaussianMixtureCritic(nn.Module):
     r"""The log-density ratio of a Gaussian mixture fitted by EM: no gradient training.
 
@@ -353,9 +357,12 @@ class GaussianMixtureCritic(nn.Module):
               \qquad q = \sum_c \pi_c\, \mathcal{N}(\mu_c, \Sigma_c)
 
     with :math:`q_k` the marginals of :math:`q` (the mixtures of each component's view block),
-    :math:`q` fitted by expectation-maximisation with full covariances (:meth:`fit`). With one
-    component it is the Gaussian log-ratio (:class:`GaussianCritic` unshrunk); with more it can
-    follow dependency carried by clusters, heavy tails or sign patterns, which a Gaussian misses.
+    :math:`q` fitted by expectation-maximisation (:meth:`fit`) with full covariances, or with
+    ``covariance="block"`` covariances block-diagonal by view: the views independent given the
+    component, so that all the dependency is in the component label (a latent-class model, with
+    far fewer parameters where the views share clusters). With one full component it is the
+    Gaussian log-ratio (:class:`GaussianCritic` unshrunk); with more it can follow dependency
+    carried by clusters, heavy tails or sign patterns, which a Gaussian misses.
     Like any critic, its DV bound on rows it was not fitted on is a lower bound on the total
     correlation (a mixture that fits badly only lowers it). :func:`mdmest.estimate` fits one on
     its training rows and trains its network critics on top of it (:class:`OffsetCritic`).
@@ -368,10 +375,13 @@ class GaussianMixtureCritic(nn.Module):
     (torch.Size([3]), 2)
     """
 
-    def __init__(self, dims: Sequence[int], components: int) -> None:
+    def __init__(self, dims: Sequence[int], components: int, covariance: str = "full") -> None:
         super().__init__()
+        check_choice("covariance", covariance, COVARIANCES)
         self.dims = [int(d) for d in dims]
         self.components = int(components)
+        #: "full" or "block" (block-diagonal by view), as fitted.
+        self.covariance = covariance
         #: The mean log-likelihood per row of the fit on its rows (set by :meth:`fit`).
         self.log_likelihood = float("nan")
         for k, d in enumerate([sum(self.dims), *self.dims]):  # 0: the joint; k: view k
@@ -389,11 +399,15 @@ class GaussianMixtureCritic(nn.Module):
         reg: float = 1e-3,
         iterations: int = 100,
         seed: int = 0,
+        covariance: str = "full",
     ) -> GaussianMixtureCritic:
         """The critic of a ``components``-component mixture fitted to ``rows`` of shape
         (n, Σ d_k), the views concatenated: EM from a k-means++ start (``seed``), at most
         ``iterations`` steps, ``reg`` added to each covariance's diagonal (in the features'
-        units: for features of unit variance, 1e-3 is a tenth of a percent)."""
+        units: for features of unit variance, 1e-3 is a tenth of a percent). ``covariance``:
+        "full", or "block" for covariances block-diagonal by view (the views independent given
+        the component)."""
+        check_choice("covariance", covariance, COVARIANCES)
         x = GaussianCritic._checked_rows(rows, dims)
         if not (isinstance(components, int) and 1 <= components <= len(x)):
             raise ValueError(
@@ -402,10 +416,12 @@ class GaussianMixtureCritic(nn.Module):
             )
         if not reg > 0:
             raise ValueError(f"reg must be > 0, got {reg}")
+        blocks = dims if covariance == "block" else None
         mixture = fit_mixture(
-            torch.from_numpy(x), components, reg=reg, iterations=iterations, seed=seed
-        )
-        critic = cls(dims, components)
+            torch.from_numpy(x), components, reg=reg, iterations=iterations, seed=seed,
+            blocks=blocks,
+        )  # fmt: skip
+        critic = cls(dims, components, covariance)
         log_weights = torch.log(mixture.weights)
         blocks = [slice(0, x.shape[1]), *_blocks(critic.dims)]
         for k, block in enumerate(blocks):
@@ -423,19 +439,24 @@ class GaussianMixtureCritic(nn.Module):
         critic.log_likelihood = mixture.log_likelihood
         return critic
 
-    def _log_density(self, x: torch.Tensor, k: int) -> torch.Tensor:
+    def _squares(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """|z_c|² of ``x`` whitened by each component c of block k (0: the joint), (..., C)."""
         whiten = getattr(self, f"whiten{k}").to(x.dtype)
         z = (x @ whiten - getattr(self, f"shift{k}").to(x.dtype)).unflatten(
             -1, (self.components, x.shape[-1])
         )
-        return torch.logsumexp(
-            getattr(self, f"log_norm{k}").to(x.dtype) - 0.5 * z.square().sum(-1), -1
-        )
+        return z.square().sum(-1)
+
+    def _log_density(self, squares: torch.Tensor, k: int) -> torch.Tensor:
+        return torch.logsumexp(getattr(self, f"log_norm{k}").to(squares.dtype) - 0.5 * squares, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        score = self._log_density(x, 0)
-        for k, view in enumerate(x.split(self.dims, -1), start=1):
-            score = score - self._log_density(view, k)
+        views = [self._squares(v, k) for k, v in enumerate(x.split(self.dims, -1), start=1)]
+        # Block-diagonal covariances whiten the joint view by view: its squares are the views'.
+        joint = sum(views) if self.covariance == "block" else self._squares(x, 0)
+        score = self._log_density(joint, 0)
+        for k, squares in enumerate(views, start=1):
+            score = score - self._log_density(squares, k)
         return score
 
 

@@ -180,6 +180,7 @@ def test_estimate_reports_the_chosen_candidate_and_every_candidates_values(views
         "test_stderr",
         "seconds",
         "start",
+        "start_covariance",
     }
     assert record["value"] == record["candidates"][chosen]["test"]
     # The seconds are printed as seconds, after the values in the measure's unit.
@@ -201,6 +202,7 @@ def test_estimate_names_the_mixture_a_critic_started_from(capsys):
     result.candidates = {
         "critic": CandidateValue(0.9, 0.1, 1.0, 0.05, seconds=2.0, start=4),
         "deeper": CandidateValue(0.8, 0.1, 0.9, 0.05, seconds=3.0),
+        "extended": CandidateValue(0.7, 0.1, 0.8, 0.05, start=8, start_covariance="block"),
     }
     args = type("Args", (), {"measure": "dv"})()
     _describe(result, args, ["a", "b"], None)
@@ -209,6 +211,9 @@ def test_estimate_names_the_mixture_a_critic_started_from(capsys):
     deeper = next(line for line in lines if "candidate deeper" in line)
     assert "(2.0 s), started from a mixture of 4 Gaussians  (reported)" in critic
     assert "mixture" not in deeper and "start" not in deeper
+    extended = next(line for line in lines if "candidate extended" in line)
+    assert "started from a mixture of 8 Gaussians (the views independent within each)" in extended
+    assert "independent" not in critic
 
 
 # -- progress --------------------------------------------------------------------------------------

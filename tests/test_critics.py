@@ -156,6 +156,70 @@ def test_mixture_critic_names_bad_input():
         GaussianMixtureCritic.fit(rows, [2, 2], components=2, reg=0.0)
     with pytest.raises(ValueError, match=r"rows of 5 features.*got shape \(50, 4\)"):
         GaussianMixtureCritic.fit(rows, [2, 3], components=2)
+    with pytest.raises(
+        ValueError, match=r"unknown covariance 'diag'; valid values are 'full', 'block'"
+    ):
+        GaussianMixtureCritic.fit(rows, [2, 2], components=2, covariance="diag")
+    from mdmest._mixture import fit_mixture
+
+    with pytest.raises(
+        ValueError, match=r"blocks must be .* summing to the 4 features, got \[2, 3\]"
+    ):
+        fit_mixture(torch.as_tensor(rows), 2, blocks=[2, 3])
+
+
+def test_a_block_mixture_keeps_the_views_independent_within_each_component():
+    from mdmest._mixture import fit_mixture
+    from mdmest.critics import GaussianMixtureCritic
+
+    views, _ = _clustered(12000, seed=0)
+    truth = float(_clustered(200_000, seed=1)[1].mean())
+    rows = np.concatenate(views, axis=1)
+    fitted = fit_mixture(torch.as_tensor(rows[:8000]), 3, blocks=[2, 2])
+    assert torch.all(fitted.covariances[:, :2, 2:] == 0)
+    assert torch.all(fitted.covariances[:, 2:, 2:] != 0)
+    critic = GaussianMixtureCritic.fit(rows[:8000], [2, 2], components=3, covariance="block")
+    assert critic.covariance == "block"
+    held_out = [torch.as_tensor(v[8000:], dtype=torch.float32) for v in views]
+    measure = mdmest.TotalCorrelation([2, 2], critic=critic, sampler="shifted")
+    # The views share nothing but the label here: the latent-class model is the task's own.
+    assert float(measure.estimate(*held_out, negatives=64, generator=0)) == pytest.approx(
+        truth, abs=0.05
+    )
+    # Its joint density is read view by view; the whole joint's whitening gives the same.
+    import copy
+
+    general = copy.deepcopy(critic)
+    general.covariance = "full"
+    x = torch.as_tensor(rows[8000:])
+    assert torch.allclose(critic(x), general(x), rtol=0, atol=1e-10)
+    # One block component is the product of the views' own Gaussians: a ratio of 0 on any row.
+    one = GaussianMixtureCritic.fit(rows[:8000], [2, 2], components=1, covariance="block")
+    assert torch.allclose(one(torch.as_tensor(rows[8000:])), torch.zeros(4000, dtype=torch.float64))
+
+
+def test_the_tuning_rows_choose_the_mixture_covariance():
+    from mdmest.estimation import EstimateConfig
+    from mdmest.estimation.closed_forms import mixture_critic
+
+    # Shared clusters among views padded with noise features: full covariances spend most of
+    # their parameters on pairs of features the label does not tie; the block mixture does not.
+    views, _ = _clustered(6000, seed=2)
+    rng = np.random.default_rng(7)
+    wide = [np.concatenate([v, rng.normal(size=(6000, 8))], axis=1) for v in views]
+    train, tuning = [v[:5000] for v in wide], [v[5000:] for v in wide]
+    chosen = mixture_critic(train, tuning, config=EstimateConfig())
+    assert chosen.covariance == "block" and chosen.components >= 2
+    full = mixture_critic(train, tuning, config=EstimateConfig(mixture_block=0))
+    assert full.covariance == "full"
+    # The sign of a correlation between the views flips with the component: no mixture of
+    # independent views follows it with few components, two full ones do exactly.
+    z = rng.normal(size=(6000, 2)) @ np.array([[1.0, 0.9], [0.0, np.sqrt(1 - 0.81)]])
+    sign = rng.choice([-1.0, 1.0], size=(6000, 1))
+    pair = [np.concatenate([z[:, :1], rng.normal(size=(6000, 3))], axis=1),
+            np.concatenate([sign * z[:, 1:], rng.normal(size=(6000, 3))], axis=1)]  # fmt: skip
+    train, tuning = [v[:5000] for v in pair], [v[5000:] for v in pair]
+    assert mixture_critic(train, tuning, config=EstimateConfig()).covariance == "full"
 
 
 def test_offset_critic_starts_at_its_base_and_trains_only_the_network():
@@ -189,12 +253,14 @@ def test_estimate_trains_its_critic_on_top_of_a_mixture_fitted_to_the_training_r
     # The result says which mixture the critic started from.
     assert result.candidates["critic"].start == critic.base.components
     assert result.to_dict()["candidates"]["critic"]["start"] == critic.base.components
+    assert result.candidates["critic"].start_covariance == critic.base.covariance
     # 30 steps of a network alone read far less; the mixture carries the value.
     assert result.value == pytest.approx(truth, abs=0.08)
     scratch = EstimateConfig(mixture_max_components=0)
     alone = mdmest.estimate(views, "dv", config=scratch, **options)
     assert isinstance(alone.measure.critic, MLPCritic) and alone.value < truth - 0.2
     assert alone.candidates["critic"].start == 0
+    assert alone.candidates["critic"].start_covariance == ""
     # Independent views: no mixture bounds above the noise; the critic starts from nothing.
     rng = np.random.default_rng(3)
     independent = [rng.normal(size=(6000, 3)), rng.normal(size=(6000, 2))]

@@ -120,6 +120,7 @@ def test_result_repr_is_one_short_line_and_to_dict_is_json():
         "test_stderr": None,
         "seconds": None,
         "start": 0,
+        "start_covariance": "",
     }
 
 
@@ -627,6 +628,8 @@ def test_config_is_checked_and_changes_the_split():
         mdmest.estimation.EstimateConfig(validation_fraction=1.5)
     with pytest.raises(TypeError, match="refit_min_rows must be an int"):
         mdmest.estimation.EstimateConfig(refit_min_rows=2.5)
+    with pytest.raises(ValueError, match="mixture_block must be 0 or 1, got 2"):
+        mdmest.estimation.EstimateConfig(mixture_block=2)
     with pytest.raises(TypeError, match="config must be an EstimateConfig"):
         mdmest.estimate(views, config={"validation_fraction": 0.2}, progress=False)
 

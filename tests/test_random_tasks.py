@@ -385,5 +385,8 @@ def test_benchmark_records_the_mixture_start_of_the_chosen_critic(bench, monkeyp
     monkeypatch.setattr(bench, "estimate", quick)
     value, extra = bench.run_one("mdmest", views, None)
     assert extra["chosen"] == "critic" and extra["mixture_start"] >= 2
+    assert extra["mixture_covariance"] in ("full", "block")
+    assert extra["candidates"]["critic"]["start_covariance"] == extra["mixture_covariance"]
     flat = [rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4))]
-    assert bench.run_one("mdmest", flat, None)[1]["mixture_start"] == 0
+    flat_extra = bench.run_one("mdmest", flat, None)[1]
+    assert flat_extra["mixture_start"] == 0 and flat_extra["mixture_covariance"] == ""

@@ -255,7 +255,7 @@ def _estimate(names: list[str], views: list[np.ndarray], args: argparse.Namespac
 def _candidates(result) -> tuple[str | None, dict]:
     """The candidate reported and every candidate's values, as in ``result.to_dict()``:
     ``{name: {"validation": ..., "validation_stderr": ..., "test": ..., "test_stderr": ...,
-    "seconds": ..., "start": ...}}``."""
+    "seconds": ..., "start": ..., "start_covariance": ...}}``."""
     record = result.to_dict()
     return record.get("chosen"), record.get("candidates") or {}
 
@@ -281,8 +281,10 @@ def _describe(result, args: argparse.Namespace, names: list[str], file) -> None:
             seconds = value.pop("seconds", None)
             took = f" ({seconds:.1f} s)" if isinstance(seconds, (int, float)) else ""
             start = value.pop("start", 0)
+            block = value.pop("start_covariance", "") == "block"
             if start:
                 took += f", started from a mixture of {start} Gaussians"
+                took += " (the views independent within each)" if block else ""
             shown = ", ".join(
                 f"{part} {number:.4f}"
                 for part, number in value.items()

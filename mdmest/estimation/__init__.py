@@ -318,16 +318,7 @@ def _result(data, done: dict[str, Outcome]) -> EstimateResult:
     value, stderr = chosen.read_test()
     if chosen.constant:  # 0 exactly: the spread the unshrunk critic has on the same rows
         stderr = _unshrunk_stderr(chosen)
-    values = {
-        name: CandidateValue(
-            *outcome.validation,
-            *outcome.read_test(),
-            trained=outcome.history is not None,
-            seconds=outcome.seconds,
-            start=_mixture_start(outcome.measure),
-        )
-        for name, outcome in done.items()
-    }
+    values = {name: _candidate_value(outcome) for name, outcome in done.items()}
     trained = (
         chosen if chosen.measure is not None and chosen.history is not None else done["critic"]
     )
@@ -353,10 +344,19 @@ def _result(data, done: dict[str, Outcome]) -> EstimateResult:
     )
 
 
-def _mixture_start(measure) -> int:
-    """The components of the fitted mixture ``measure``'s critic starts from (0: none)."""
-    base = getattr(getattr(measure, "critic", None), "base", None)
-    return int(getattr(base, "components", 0))
+def _candidate_value(outcome: Outcome) -> CandidateValue:
+    """The record of one candidate's run, with the fitted mixture its critic started from
+    (:class:`~mdmest.critics.OffsetCritic`'s base; 0 components: from nothing)."""
+    base = getattr(getattr(outcome.measure, "critic", None), "base", None)
+    components = int(getattr(base, "components", 0))
+    return CandidateValue(
+        *outcome.validation,
+        *outcome.read_test(),
+        trained=outcome.history is not None,
+        seconds=outcome.seconds,
+        start=components,
+        start_covariance=getattr(base, "covariance", "") if components else "",
+    )
 
 
 def _unshrunk_stderr(outcome: Outcome) -> float:

@@ -154,33 +154,43 @@ def gaussian_bound(
 def mixture_critic(
     train_views, tuning_views, seed: int = 0, config: EstimateConfig = _DEFAULTS
 ) -> GaussianMixtureCritic | None:
-    """The log-density ratio of the Gaussian mixture fitted on ``train_views`` whose number of
-    components (1, 2, 4, ... up to ``config.mixture_max_components``) gives the highest DV bound
-    (product term at least 0) on ``tuning_views``, where that mixture has more than one
-    component and its bound is above the single Gaussian's (or 0) by more than the noise (three
-    of its standard errors and ``config.refit_gap_nats``): where the rows show dependency that
-    one Gaussian does not. ``None`` otherwise, where no mixture is asked for, or none can be
-    fitted. A number of components needs more training rows than features times components."""
+    """The log-density ratio of the Gaussian mixture fitted on ``train_views`` whose covariance
+    and number of components give the highest DV bound (product term at least 0) on
+    ``tuning_views``, where that mixture is not the single Gaussian and its bound is above the
+    single Gaussian's (or 0) by more than the noise (three of its standard errors and
+    ``config.refit_gap_nats``): where the rows show dependency that one Gaussian does not.
+    The mixtures tried: full covariances with 1, 2, 4, ... up to
+    ``config.mixture_max_components`` components, and with ``config.mixture_block`` also
+    covariances block-diagonal by view (the views independent given the component) with 2 up
+    to that many. ``None`` where no mixture beats the Gaussian, where none is asked for, or
+    where none can be fitted. A number of components needs more training rows than features
+    times components."""
     rows = np.concatenate([np.asarray(v, dtype=np.float64) for v in train_views], axis=1)
     dims = [np.shape(v)[1] for v in train_views]
     tuning = [torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in tuning_views]
     best, best_value, best_stderr, single = None, -math.inf, math.nan, 0.0
-    components = 1
-    while components <= config.mixture_max_components and len(rows) > components * rows.shape[1]:
-        try:
-            critic = GaussianMixtureCritic.fit(rows, dims, components, seed=seed)
-        except (ValueError, torch.linalg.LinAlgError):  # a singular component
-            break
-        measure = GaussianDV(dims, critic=critic, sampler="shifted")
-        measure.generator = torch.Generator().manual_seed(seed)
-        value, stderr = _evaluate(
-            measure, tuning, None, config.validation_product_rows, config.stderr_folds
-        )
-        if components == 1 and math.isfinite(value):
-            single = max(value, 0.0)
-        elif math.isfinite(value) and value > best_value:
-            best, best_value, best_stderr = critic, value, stderr
-        components *= 2
+    covariances = ("full", "block") if config.mixture_block and len(dims) > 1 else ("full",)
+    for covariance in covariances:
+        components = 1 if covariance == "full" else 2  # one block component: independence
+        while (
+            components <= config.mixture_max_components and len(rows) > components * rows.shape[1]
+        ):
+            try:
+                critic = GaussianMixtureCritic.fit(
+                    rows, dims, components, seed=seed, covariance=covariance
+                )
+            except (ValueError, torch.linalg.LinAlgError):  # a singular component
+                break
+            measure = TotalCorrelation(dims, critic=critic, sampler="shifted")
+            measure.generator = torch.Generator().manual_seed(seed)
+            value, stderr = _evaluate(
+                measure, tuning, None, config.validation_product_rows, config.stderr_folds
+            )
+            if components == 1 and math.isfinite(value):
+                single = max(value, 0.0)
+            elif math.isfinite(value) and value > best_value:
+                best, best_value, best_stderr = critic, value, stderr
+            components *= 2
     if best is None or best_value - single <= _noise_floor(best_stderr, config):
         return None
     return best

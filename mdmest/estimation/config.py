@@ -73,12 +73,19 @@ class EstimateConfig:
         ``extended``; not ``deeper``, which trains from nothing so that the validation rows
         see both starts, nor the weight-decay refits) start from the log-density
         ratio of a Gaussian mixture fitted to the training rows
-        (:class:`mdmest.critics.OffsetCritic`): of 2, 4, ... up to this many components, the
+        (:class:`mdmest.critics.OffsetCritic`): of 2, 4, ... up to this many components (with
+        full covariances, and with ``mixture_block`` block-diagonal ones too), the
         mixture whose DV bound is highest on the tuning rows, where that bound is above the
         single Gaussian's by more than the noise (the rows show dependency one Gaussian does
         not); elsewhere, and with 0, the critics start from nothing. 8: the gate was chosen on
         the first judging draw's records and judged on the second (mean |relative error| 15.3%
         → 13.2%, below −20% 18 → 13; docs/benchmarks.md).
+    mixture_block : int
+        1: the mixtures of that start include those whose covariances are block-diagonal by
+        view (the views independent given the component: a latent-class model, which views
+        sharing a cluster label fit with far fewer parameters than full covariances), each
+        number of components fitted both ways and the tuning rows choosing; 0: full covariances
+        only, as before. Chosen on the tuning draw's mixtures (docs/benchmarks.md).
     mixture_min_features : int
         The fewest features of all the views together for that start (8): in fewer, a network
         alone learns the ratio from the rows, and a mixture's start held it back where the
@@ -111,6 +118,7 @@ class EstimateConfig:
     size_bound_distinct: float = 0.9
     saturation_fraction: float = 0.8
     mixture_max_components: int = 8
+    mixture_block: int = 1
     mixture_min_features: int = 8
     product_grad_rows: int | None = 1024
 
@@ -127,6 +135,10 @@ class EstimateConfig:
                 )
             if isinstance(item.default, int) and not isinstance(value, numbers.Integral):
                 raise TypeError(f"EstimateConfig.{item.name} must be an int, got {value!r}")
+        if self.mixture_block not in (0, 1):
+            raise ValueError(
+                f"EstimateConfig.mixture_block must be 0 or 1, got {self.mixture_block!r}"
+            )
         for name in ("validation_fraction", "few_rows_validation_fraction"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(

@@ -65,7 +65,7 @@ class EstimateResult:
         Every candidate that ran: its validation and test values and standard errors, the
         seconds its run took, and the mixture a trained critic started from
         (``result.candidates[result.chosen].start``: 0 where the chosen value's critic started
-        from nothing).
+        from nothing; ``start_covariance``: "full" or "block").
     saturated : bool
         The views are (nearly) functions of each other, or the value is near log n: the
         dependency is beyond what the rows can show and ``value`` is a lower bound only.
@@ -198,7 +198,9 @@ class CandidateValue:
     ``seconds``, the wall-clock time of its run (training and validation value; NaN where not
     timed), which equality ignores: the same values from two runs compare equal; ``start``, the
     number of components of the Gaussian mixture a trained critic started from (0: from
-    nothing; :class:`~mdmest.critics.OffsetCritic`)."""
+    nothing; :class:`~mdmest.critics.OffsetCritic`), and ``start_covariance`` that mixture's
+    covariances: "full", or "block" (block-diagonal by view: the views independent given the
+    component); "" where ``start`` is 0."""
 
     validation: float
     validation_stderr: float
@@ -207,6 +209,7 @@ class CandidateValue:
     trained: bool = True
     seconds: float = field(default=math.nan, compare=False)  # a value's identity is not its time
     start: int = 0
+    start_covariance: str = ""
 
     def to_dict(self) -> dict[str, float | None]:
         return {
@@ -216,6 +219,7 @@ class CandidateValue:
             "test_stderr": _number(self.test_stderr),
             "seconds": _number(self.seconds),
             "start": int(self.start),
+            "start_covariance": str(self.start_covariance),
         }
 
 
