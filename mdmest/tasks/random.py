@@ -42,7 +42,8 @@ spent and the next one judges. The first, :data:`JUDGING_SEEDS`, judged the crit
 nothing (adopted) and from a fitted mixture (not adopted); the second,
 :data:`SECOND_JUDGING_SEEDS`, the gated mixture start (adopted); six narrow-view tasks of the
 third checked the rule that narrow views start from nothing; the fourth judged ``deeper`` from
-nothing, and its records have been read. The fifth judges what follows.
+nothing; the fifth the block-diagonal mixtures of the start (adopted), and its records have been
+read. The sixth judges what follows.
 
 Examples
 --------
