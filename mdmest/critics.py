@@ -416,10 +416,9 @@ class GaussianMixtureCritic(nn.Module):
             )
         if not reg > 0:
             raise ValueError(f"reg must be > 0, got {reg}")
-        blocks = dims if covariance == "block" else None
         mixture = fit_mixture(
             torch.from_numpy(x), components, reg=reg, iterations=iterations, seed=seed,
-            blocks=blocks,
+            blocks=dims if covariance == "block" else None,
         )  # fmt: skip
         critic = cls(dims, components, covariance)
         log_weights = torch.log(mixture.weights)

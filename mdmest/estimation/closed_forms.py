@@ -155,9 +155,9 @@ def mixture_critic(
     train_views, tuning_views, seed: int = 0, config: EstimateConfig = _DEFAULTS
 ) -> GaussianMixtureCritic | None:
     """The log-density ratio of the Gaussian mixture fitted on ``train_views`` whose covariance
-    and number of components give the highest DV bound (product term at least 0) on
-    ``tuning_views``, where that mixture is not the single Gaussian and its bound is above the
-    single Gaussian's (or 0) by more than the noise (three of its standard errors and
+    and number of components give the highest DV bound (the plain one, its product term
+    unclamped) on ``tuning_views``, where that mixture is not the single Gaussian and its bound
+    is above the single Gaussian's (or 0) by more than the noise (three of its standard errors and
     ``config.refit_gap_nats``): where the rows show dependency that one Gaussian does not.
     The mixtures tried: full covariances with 1, 2, 4, ... up to
     ``config.mixture_max_components`` components, and with ``config.mixture_block`` also
